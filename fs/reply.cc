@@ -1,0 +1,201 @@
+#include "kmfuse/reply.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace kmfuse {
+namespace {
+std::atomic<uint64_t> g_missing_replies{0};
+}  // namespace
+
+Reply& Reply::operator=(Reply&& other) noexcept {
+  if (this != &other) {
+    if (sink_ != nullptr) Finish(-EIO, 0);
+    sink_ = std::exchange(other.sink_, nullptr);
+    unique_ = other.unique_;
+    opcode_ = other.opcode_;
+  }
+  return *this;
+}
+
+Reply::~Reply() {
+  if (sink_ == nullptr) return;
+  g_missing_replies.fetch_add(1, std::memory_order_relaxed);
+  fprintf(stderr,
+          "kmfuse: request %llu (opcode %u) was never answered by the filesystem; "
+          "replying EIO\n",
+          static_cast<unsigned long long>(unique_), opcode_);
+  Finish(-EIO, 0);
+}
+
+uint64_t Reply::MissingReplies() { return g_missing_replies.load(); }
+
+absl::Span<char> Reply::Buffer() const {
+  if (sink_ == nullptr) return {};
+  return sink_->ArgArea();
+}
+
+void Reply::Finish(int32_t error, size_t len) {
+  ReplySink* sink = std::exchange(sink_, nullptr);
+  if (sink == nullptr) {
+    fprintf(stderr, "kmfuse: request %llu answered twice; second answer ignored\n",
+            static_cast<unsigned long long>(unique_));
+    return;
+  }
+  sink->Commit(error, error == 0 ? len : 0);
+}
+
+void Reply::Ok(size_t args_len) {
+  if (sink_ != nullptr && args_len > sink_->ArgArea().size()) return Finish(-EIO, 0);
+  Finish(0, args_len);
+}
+
+void Reply::Error(int err) {
+  // The single errno -> wire conversion. Out-of-range values would make the
+  // kernel reject the whole reply, so they become EIO.
+  if (err < 0 || err >= 4096) err = EIO;
+  Finish(-err, 0);
+}
+
+void Reply::None() {
+  ReplySink* sink = std::exchange(sink_, nullptr);
+  if (sink != nullptr) sink->Drop();
+}
+
+void Reply::Create(const abi::fuse_entry_out& e, const abi::fuse_open_out& o) {
+  absl::Span<char> buf = Buffer();
+  if (buf.size() < sizeof(e) + sizeof(o)) return Error(EIO);
+  std::memcpy(buf.data(), &e, sizeof(e));
+  std::memcpy(buf.data() + sizeof(e), &o, sizeof(o));
+  Ok(sizeof(e) + sizeof(o));
+}
+
+void Reply::Write(uint32_t count) {
+  abi::fuse_write_out out{};
+  out.size = count;
+  Struct(out);
+}
+
+void Reply::Statfs(const struct statvfs& st) {
+  abi::fuse_statfs_out out{};
+  out.st.blocks = st.f_blocks;
+  out.st.bfree = st.f_bfree;
+  out.st.bavail = st.f_bavail;
+  out.st.files = st.f_files;
+  out.st.ffree = st.f_ffree;
+  out.st.bsize = static_cast<uint32_t>(st.f_bsize);
+  out.st.namelen = static_cast<uint32_t>(st.f_namemax);
+  out.st.frsize = static_cast<uint32_t>(st.f_frsize);
+  Struct(out);
+}
+
+void Reply::XattrSize(uint32_t size) {
+  abi::fuse_getxattr_out out{};
+  out.size = size;
+  Struct(out);
+}
+
+void Reply::Lock(const abi::fuse_file_lock& lk) {
+  abi::fuse_lk_out out{};
+  out.lk = lk;
+  Struct(out);
+}
+
+void Reply::Lseek(uint64_t offset) {
+  abi::fuse_lseek_out out{};
+  out.offset = offset;
+  Struct(out);
+}
+
+void Reply::Data(const void* data, size_t len) {
+  absl::Span<char> buf = Buffer();
+  if (buf.size() < len) return Error(EIO);
+  if (len != 0) std::memcpy(buf.data(), data, len);
+  Ok(len);
+}
+
+void Reply::DataFromFd(int fd, off_t offset, size_t len) {
+  absl::Span<char> buf = Buffer();
+  len = std::min(len, buf.size());
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, buf.data() + done, len - done, offset + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL) {
+      // O_DIRECT wants aligned memory, offset and length: read the covering
+      // aligned range into a bounce buffer and copy the part asked for.
+      const size_t kAlign = 4096;
+      off_t want = offset + static_cast<off_t>(done);
+      off_t start = want & ~static_cast<off_t>(kAlign - 1);
+      size_t head = static_cast<size_t>(want - start);
+      size_t span = (head + (len - done) + kAlign - 1) & ~(kAlign - 1);
+      void* bounce = nullptr;
+      if (posix_memalign(&bounce, kAlign, span) != 0) return Error(ENOMEM);
+      ssize_t m;
+      do {
+        m = pread(fd, bounce, span, start);
+      } while (m < 0 && errno == EINTR);
+      if (m < 0) {
+        int err = errno;
+        free(bounce);
+        return Error(err);
+      }
+      size_t got = static_cast<size_t>(m) > head ? static_cast<size_t>(m) - head : 0;
+      got = std::min(got, len - done);
+      std::memcpy(buf.data() + done, static_cast<char*>(bounce) + head, got);
+      free(bounce);
+      done += got;
+      break;
+    }
+    if (n < 0) return Error(errno);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  Ok(done);
+}
+
+DirentWriter::DirentWriter(absl::Span<char> buffer, size_t requested_size)
+    : buf_(buffer.data()), limit_(std::min(buffer.size(), requested_size)) {}
+
+bool DirentWriter::Add(std::string_view name, uint64_t ino, uint32_t type, uint64_t next_off) {
+  size_t entlen = sizeof(abi::fuse_dirent) + name.size();
+  size_t padded = abi::FuseDirentAlign(entlen);
+  if (used_ + padded > limit_) return false;
+  abi::fuse_dirent d{};
+  d.ino = ino;
+  d.off = next_off;
+  d.namelen = static_cast<uint32_t>(name.size());
+  d.type = type;
+  char* p = buf_ + used_;
+  std::memcpy(p, &d, sizeof(d));
+  std::memcpy(p + sizeof(d), name.data(), name.size());
+  std::memset(p + entlen, 0, padded - entlen);
+  used_ += padded;
+  return true;
+}
+
+bool DirentWriter::AddPlus(std::string_view name, const abi::fuse_entry_out& entry,
+                           uint64_t next_off) {
+  size_t entlen = sizeof(abi::fuse_direntplus) + name.size();
+  size_t padded = abi::FuseDirentAlign(entlen);
+  if (used_ + padded > limit_) return false;
+  abi::fuse_direntplus d{};
+  d.entry_out = entry;
+  d.dirent.ino = entry.attr.ino;
+  d.dirent.off = next_off;
+  d.dirent.namelen = static_cast<uint32_t>(name.size());
+  d.dirent.type = (entry.attr.mode & 0170000) >> 12;
+  char* p = buf_ + used_;
+  std::memcpy(p, &d, sizeof(d));
+  std::memcpy(p + sizeof(d), name.data(), name.size());
+  std::memset(p + entlen, 0, padded - entlen);
+  used_ += padded;
+  return true;
+}
+
+}  // namespace kmfuse

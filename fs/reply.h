@@ -1,0 +1,132 @@
+// Reply: the one way a filesystem answers a FUSE request.
+//
+// Contract
+// - Every request that expects an answer carries exactly one Reply. It must be
+//   answered exactly once (any of the answer methods below). Reply is
+//   move-only; it may be moved to another thread and answered there (the
+//   transport routes the commit back to the queue that owns the buffer).
+// - A Reply destroyed while still pending is a filesystem bug: it is reported
+//   on stderr (request unique and opcode), counted (MissingReplies()), and the
+//   request is answered EIO so the caller never hangs.
+// - Buffer() is the reply-argument area of the kernel-selected buffer the
+//   request arrived in (or the entry's payload area on io_uring transports).
+//   Writing there and calling Ok(n) is the zero-copy path. The bytes of the
+//   request (names, write payload) may share that memory: read what you need
+//   from the request before writing the reply. After the answer, neither the
+//   Reply's buffer nor the request's bytes may be touched.
+// - Errors are positive errno values (Error(ENOENT)); the conversion to the
+//   wire's negative error happens once, here.
+#ifndef KMFUSE_FS_REPLY_H_
+#define KMFUSE_FS_REPLY_H_
+
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "absl/types/span.h"
+#include "kmfuse/fuse_abi.h"
+
+namespace kmfuse {
+
+// Implemented by transports. Exactly one of Commit()/Drop() is called, from
+// any thread; after it the sink may be reused for another request at once.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  // Where reply arguments go (in place in the request's buffer). Its size is
+  // the buffer's capacity; a reply never exceeds what the request asked for.
+  virtual absl::Span<char> ArgArea() = 0;
+  // error <= 0; args_len bytes at ArgArea().data() (0 when error != 0).
+  virtual void Commit(int32_t error, size_t args_len) = 0;
+  // The request needs no reply (FORGET) or must not get one.
+  virtual void Drop() = 0;
+};
+
+class Reply {
+ public:
+  Reply() = default;
+  Reply(ReplySink* sink, uint64_t unique, uint32_t opcode)
+      : sink_(sink), unique_(unique), opcode_(opcode) {}
+  Reply(Reply&& other) noexcept { *this = std::move(other); }
+  Reply& operator=(Reply&& other) noexcept;
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  ~Reply();
+
+  bool pending() const { return sink_ != nullptr; }
+  uint64_t unique() const { return unique_; }
+  uint32_t opcode() const { return opcode_; }
+
+  // The in-place reply area (empty once answered).
+  absl::Span<char> Buffer() const;
+
+  // Answers with args_len bytes already written at Buffer().data().
+  void Ok(size_t args_len);
+  // err > 0: an errno; err == 0: success without arguments.
+  void Error(int err);
+  void Empty() { Error(0); }
+  // No answer at all (only FORGET-like requests, or an interrupted request
+  // whose answer the kernel no longer wants).
+  void None();
+
+  template <typename T>
+  void Struct(const T& value) {
+    absl::Span<char> buf = Buffer();
+    if (buf.size() < sizeof(T)) return Error(EIO);
+    std::memcpy(buf.data(), &value, sizeof(T));
+    Ok(sizeof(T));
+  }
+  void Entry(const abi::fuse_entry_out& e) { Struct(e); }
+  void Attr(const abi::fuse_attr_out& a) { Struct(a); }
+  void Open(const abi::fuse_open_out& o) { Struct(o); }
+  void Create(const abi::fuse_entry_out& e, const abi::fuse_open_out& o);
+  void Write(uint32_t count);
+  void Statfs(const struct statvfs& st);
+  void XattrSize(uint32_t size);
+  void Lock(const abi::fuse_file_lock& lk);
+  void Lseek(uint64_t offset);
+  // Copies bytes into the reply (readlink targets, xattr values, small reads).
+  void Data(const void* data, size_t len);
+  void Data(std::string_view s) { Data(s.data(), s.size()); }
+  // Reads up to len bytes of fd at offset straight into the reply buffer
+  // (short reads at EOF are fine). O_DIRECT fds whose buffer or length is not
+  // aligned fall back to an aligned bounce buffer.
+  void DataFromFd(int fd, off_t offset, size_t len);
+
+  // Replies that the filesystem never answered (process-wide, for tests and
+  // diagnostics).
+  static uint64_t MissingReplies();
+
+ private:
+  void Finish(int32_t error, size_t len);
+
+  ReplySink* sink_ = nullptr;
+  uint64_t unique_ = 0;
+  uint32_t opcode_ = 0;
+};
+
+// Packs READDIR / READDIRPLUS entries into a reply buffer, never beyond the
+// size the kernel asked for.
+class DirentWriter {
+ public:
+  DirentWriter(absl::Span<char> buffer, size_t requested_size);
+  // false when the entry does not fit (stop and reply with what is there).
+  bool Add(std::string_view name, uint64_t ino, uint32_t type, uint64_t next_off);
+  bool AddPlus(std::string_view name, const abi::fuse_entry_out& entry, uint64_t next_off);
+  size_t size() const { return used_; }
+  bool empty() const { return used_ == 0; }
+
+ private:
+  char* buf_;
+  size_t limit_;
+  size_t used_ = 0;
+};
+
+}  // namespace kmfuse
+
+#endif  // KMFUSE_FS_REPLY_H_
