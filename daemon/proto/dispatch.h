@@ -1,0 +1,63 @@
+// The one opcode dispatch table and the gate in front of it.
+//
+// Every transport hands a decoded RequestView and a ReplySink to
+// Dispatcher::Dispatch. The gate does all cross-cutting checks once (opcode
+// known, op struct fully present, names NUL-terminated and free of '/',
+// payload sizes matching their headers, INIT only once); handlers then trust
+// their input and call the FileSystem. Malformed requests are answered EINVAL
+// (or dropped for no-reply opcodes) and never reach the filesystem.
+//
+// Thread-safety: Dispatch is called concurrently from every queue thread.
+#ifndef KMFUSE_DAEMON_PROTO_DISPATCH_H_
+#define KMFUSE_DAEMON_PROTO_DISPATCH_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "daemon/proto/request.h"
+#include "kmfuse/filesystem.h"
+#include "kmfuse/reply.h"
+
+namespace kmfuse::proto {
+
+// Session-level events the dispatcher does not handle itself.
+class SessionHooks {
+ public:
+  virtual ~SessionHooks() = default;
+  // DESTROY arrived (the kernel is unmounting).
+  virtual void OnDestroy() {}
+};
+
+// Name of an opcode for logs ("LOOKUP"); "UNKNOWN" for others.
+const char* OpcodeName(uint32_t opcode);
+
+struct DispatchStats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> malformed{0};
+  std::atomic<uint64_t> unknown{0};
+};
+
+class Dispatcher {
+ public:
+  // fs and hooks must outlive the dispatcher. Created after INIT succeeded.
+  Dispatcher(FileSystem* fs, SessionHooks* hooks, bool debug)
+      : fs_(fs), hooks_(hooks), debug_(debug) {}
+
+  // Answers exactly once through sink (Commit or Drop), possibly later and
+  // from another thread if the filesystem answers asynchronously.
+  void Dispatch(const RequestView& req, ReplySink* sink);
+
+  FileSystem* fs() const { return fs_; }
+  SessionHooks* hooks() const { return hooks_; }
+  const DispatchStats& stats() const { return stats_; }
+
+ private:
+  FileSystem* fs_;
+  SessionHooks* hooks_;
+  bool debug_;
+  DispatchStats stats_;
+};
+
+}  // namespace kmfuse::proto
+
+#endif  // KMFUSE_DAEMON_PROTO_DISPATCH_H_
