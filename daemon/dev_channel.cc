@@ -1,0 +1,60 @@
+#include "daemon/dev_channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace kmfuse {
+
+int WriteToDev(int fd, const void* buf, size_t len) {
+  for (;;) {
+    ssize_t n = write(fd, buf, len);
+    if (n >= 0) return 0;
+    if (errno == EINTR) continue;
+    return errno == ENOENT ? 0 : -errno;
+  }
+}
+
+int WritevToDev(int fd, const struct iovec* iov, int cnt) {
+  for (;;) {
+    ssize_t n = writev(fd, iov, cnt);
+    if (n >= 0) return 0;
+    if (errno == EINTR) continue;
+    return errno == ENOENT ? 0 : -errno;
+  }
+}
+
+int CloneDevFd(int master_fd, bool nonblocking) {
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
+  if (fd < 0) return -errno;
+  uint32_t master = static_cast<uint32_t>(master_fd);
+  if (ioctl(fd, abi::FUSE_DEV_IOC_CLONE, &master) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+void DevSlotSink::Commit(int32_t error, size_t args_len) {
+  abi::fuse_out_header out;
+  out.len = static_cast<uint32_t>(sizeof(out) + args_len);
+  out.error = error;
+  out.unique = unique_;
+  char* hdr = slot_ + kReplyHeaderOffset;
+  std::memcpy(hdr, &out, sizeof(out));
+  int rc = WriteToDev(fd_, hdr, out.len);
+  if (rc != 0 && rc != -ENODEV) {
+    fprintf(stderr, "kmfused: reply to request %llu rejected by the kernel: %s\n",
+            static_cast<unsigned long long>(unique_), strerror(-rc));
+  }
+  Released();
+}
+
+}  // namespace kmfuse

@@ -1,0 +1,237 @@
+#include "daemon/mount.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+
+namespace kmfuse {
+namespace {
+
+absl::Status Errno(int err, std::string_view what) {
+  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
+}
+
+absl::Status CheckMountpoint(const std::string& mnt, bool nonempty) {
+  struct stat st;
+  if (stat(mnt.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOTCONN) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "mountpoint ", mnt, " is a dead FUSE mount (its daemon is gone); run 'umount -l ", mnt,
+          "' first"));
+    }
+    if (err == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("mountpoint ", mnt, " does not exist; create it with mkdir"));
+    }
+    return Errno(err, absl::StrCat("mountpoint ", mnt));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("mountpoint ", mnt, " is not a directory"));
+  }
+  if (!nonempty) {
+    DIR* d = opendir(mnt.c_str());
+    if (d == nullptr) return Errno(errno, absl::StrCat("mountpoint ", mnt));
+    bool empty = true;
+    while (struct dirent* e = readdir(d)) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+        empty = false;
+        break;
+      }
+    }
+    closedir(d);
+    if (!empty) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "mountpoint ", mnt, " is not empty (use -o nonempty to mount over it anyway)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string KernelMountOptions(int fd, const MountFlags& f) {
+  std::string opts = absl::StrCat("fd=", fd, ",rootmode=40000,user_id=", getuid(),
+                                  ",group_id=", getgid());
+  if (f.allow_other) opts += ",allow_other";
+  if (f.default_permissions) opts += ",default_permissions";
+  return opts;
+}
+
+unsigned long MsFlags(const MountFlags& f) {
+  unsigned long flags = 0;
+  if (f.read_only) flags |= MS_RDONLY;
+  if (f.nosuid) flags |= MS_NOSUID;
+  if (f.nodev) flags |= MS_NODEV;
+  if (f.noexec) flags |= MS_NOEXEC;
+  if (f.noatime) flags |= MS_NOATIME;
+  return flags;
+}
+
+// libfuse3's protocol: fusermount3 mounts and passes the /dev/fuse fd back
+// over the socket named by _FUSE_COMMFD.
+absl::StatusOr<int> MountViaFusermount(const std::string& mnt, const MountFlags& f) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return Errno(errno, "socketpair");
+  std::string opts = absl::StrCat("rootmode=40000", f.allow_other ? ",allow_other" : "",
+                                  f.default_permissions ? ",default_permissions" : "",
+                                  f.read_only ? ",ro" : "", f.nosuid ? ",nosuid" : "",
+                                  f.nodev ? ",nodev" : "", f.noexec ? ",noexec" : "",
+                                  ",fsname=", f.fsname, ",subtype=", f.subtype);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return Errno(errno, "fork");
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    char env[32];
+    snprintf(env, sizeof(env), "%d", sv[1]);
+    setenv("_FUSE_COMMFD", env, 1);
+    execlp("fusermount3", "fusermount3", "-o", opts.c_str(), "--", mnt.c_str(), nullptr);
+    fprintf(stderr, "kmfused: cannot run fusermount3: %s (install fuse3)\n", strerror(errno));
+    _exit(127);
+  }
+  close(sv[1]);
+  char byte;
+  struct iovec iov = {&byte, 1};
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof(cbuf);
+  ssize_t n;
+  do {
+    n = recvmsg(sv[0], &msg, 0);
+  } while (n < 0 && errno == EINTR);
+  close(sv[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (n <= 0 || c == nullptr || c->cmsg_type != SCM_RIGHTS) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "fusermount3 could not mount ", mnt, " (exit status ", WEXITSTATUS(status),
+        "); is /etc/fuse.conf's user_allow_other needed, or is the mountpoint yours?"));
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+  return fd;
+}
+
+}  // namespace
+
+void EnsureFusectl() {
+  const char* dir = "/sys/fs/fuse/connections";
+  struct stat st;
+  if (stat(dir, &st) != 0) return;
+  FILE* f = fopen("/proc/self/mounts", "r");
+  if (f != nullptr) {
+    char line[4096];
+    while (fgets(line, sizeof(line), f)) {
+      if (strstr(line, " /sys/fs/fuse/connections ") != nullptr) {
+        fclose(f);
+        return;
+      }
+    }
+    fclose(f);
+  }
+  mount("fusectl", dir, "fusectl", 0, nullptr);
+}
+
+bool AbortConnection(unsigned conn_id) {
+  if (conn_id == 0) return false;
+  EnsureFusectl();
+  std::string path = absl::StrCat("/sys/fs/fuse/connections/", conn_id, "/abort");
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, "1", 1) == 1;
+  close(fd);
+  return ok;
+}
+
+unsigned FuseConnIdOf(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  // FUSE superblocks use anonymous devices (major 0); fusectl names the
+  // connection by the device number.
+  if (major(st.st_dev) != 0) return 0;
+  return minor(st.st_dev);
+}
+
+absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Create(const std::string& mountpoint,
+                                                             const MountFlags& flags) {
+  if (auto s = CheckMountpoint(mountpoint, flags.nonempty); !s.ok()) return s;
+  char real[PATH_MAX];
+  if (realpath(mountpoint.c_str(), real) == nullptr) return Errno(errno, mountpoint);
+  std::string mnt = real;
+  if (getuid() != 0) {
+    absl::StatusOr<int> fd = MountViaFusermount(mnt, flags);
+    if (!fd.ok()) return fd.status();
+    return std::unique_ptr<FuseMount>(new FuseMount(*fd, mnt, true));
+  }
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return absl::FailedPreconditionError(
+          "/dev/fuse does not exist: load the fuse module (modprobe fuse)");
+    }
+    return Errno(err, "open /dev/fuse");
+  }
+  std::string type = absl::StrCat("fuse.", flags.subtype);
+  std::string opts = KernelMountOptions(fd, flags);
+  if (mount(flags.fsname.c_str(), mnt.c_str(), type.c_str(), MsFlags(flags), opts.c_str()) != 0) {
+    int err = errno;
+    close(fd);
+    return Errno(err, absl::StrCat("mount ", mnt, " (", type, ", ", opts, ")"));
+  }
+  return std::unique_ptr<FuseMount>(new FuseMount(fd, mnt, false));
+}
+
+std::unique_ptr<FuseMount> FuseMount::Adopt(int fd, const std::string& mountpoint) {
+  auto m = std::unique_ptr<FuseMount>(new FuseMount(fd, mountpoint, false));
+  return m;
+}
+
+FuseMount::FuseMount(int fd, std::string mountpoint, bool via_fusermount)
+    : fd_(fd), mountpoint_(std::move(mountpoint)), via_fusermount_(via_fusermount) {
+  conn_id_ = FuseConnIdOf(mountpoint_);
+}
+
+void FuseMount::Unmount() {
+  if (!mounted_) return;
+  mounted_ = false;
+  if (via_fusermount_) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      execlp("fusermount3", "fusermount3", "-u", "-q", "-z", "--", mountpoint_.c_str(), nullptr);
+      _exit(127);
+    }
+    if (pid > 0) waitpid(pid, nullptr, 0);
+    return;
+  }
+  // Only detach if the mount there is still ours (an external umount may have
+  // already removed it and something else could be mounted there now).
+  if (conn_id_ != 0 && FuseConnIdOf(mountpoint_) != conn_id_) return;
+  umount2(mountpoint_.c_str(), MNT_DETACH);
+}
+
+void FuseMount::Abort() { AbortConnection(conn_id_); }
+
+FuseMount::~FuseMount() {
+  Unmount();
+  if (fd_ >= 0) close(fd_);
+}
+
+}  // namespace kmfuse

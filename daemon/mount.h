@@ -1,0 +1,61 @@
+// FuseMount: RAII for one FUSE mount and its /dev/fuse fd.
+//
+// Create() does every fallible step before mounting (mountpoint exists, is a
+// directory, is not a dead FUSE mount, is empty unless allowed; /dev/fuse
+// opens) so a refused start leaves nothing behind. Root mounts with mount(2);
+// other users go through libfuse3's fusermount3 (the _FUSE_COMMFD protocol).
+// The destructor unmounts (lazily) and closes the fd.
+#ifndef KMFUSE_DAEMON_MOUNT_H_
+#define KMFUSE_DAEMON_MOUNT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "daemon/options.h"
+
+namespace kmfuse {
+
+class FuseMount {
+ public:
+  static absl::StatusOr<std::unique_ptr<FuseMount>> Create(const std::string& mountpoint,
+                                                           const MountFlags& flags);
+  // Wraps an already mounted connection's fd (the caller mounted it).
+  static std::unique_ptr<FuseMount> Adopt(int fd, const std::string& mountpoint);
+
+  FuseMount(const FuseMount&) = delete;
+  FuseMount& operator=(const FuseMount&) = delete;
+  ~FuseMount();
+
+  int fd() const { return fd_; }
+  const std::string& mountpoint() const { return mountpoint_; }
+  // The fusectl connection number (/sys/fs/fuse/connections/N), 0 if unknown.
+  unsigned conn_id() const { return conn_id_; }
+
+  // Detaches the mount (umount2 MNT_DETACH or fusermount3 -u -z). Idempotent.
+  void Unmount();
+  // Aborts the connection through fusectl: every pending and future request
+  // fails, every channel reads ENODEV. Used when a clean unmount does not end
+  // the connection (files still open) and on fatal errors.
+  void Abort();
+
+ private:
+  FuseMount(int fd, std::string mountpoint, bool via_fusermount);
+
+  int fd_;
+  std::string mountpoint_;
+  bool via_fusermount_;
+  bool mounted_ = true;
+  unsigned conn_id_ = 0;
+};
+
+// Mounts fusectl at /sys/fs/fuse/connections if it is not mounted yet.
+void EnsureFusectl();
+// Aborts connection N through fusectl; false if it could not.
+bool AbortConnection(unsigned conn_id);
+// Connection number of the FUSE mount at path (from its st_dev), 0 if none.
+unsigned FuseConnIdOf(const std::string& path);
+
+}  // namespace kmfuse
+
+#endif  // KMFUSE_DAEMON_MOUNT_H_

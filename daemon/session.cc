@@ -1,0 +1,282 @@
+#include "daemon/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/dev_channel.h"
+#include "daemon/proto/request.h"
+
+namespace kmfuse {
+namespace {
+
+using namespace kmfuse::abi;  // NOLINT
+
+absl::Status Errno(int err, std::string_view what) {
+  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
+}
+
+// INIT flags kmfused asks for when the kernel offers them; the filesystem's
+// Init() may clear some (and add the optional ones it supports).
+constexpr uint64_t kDefaultWant =
+    FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
+    FUSE_FLOCK_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+    FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_MAX_PAGES |
+    FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT | FUSE_EXPORT_SUPPORT;
+// Optional features only a filesystem can ask for.
+constexpr uint64_t kFsMayWant = FUSE_WRITEBACK_CACHE | FUSE_PASSTHROUGH | FUSE_DONT_MASK |
+                                FUSE_POSIX_ACL | FUSE_NO_OPEN_SUPPORT |
+                                FUSE_NO_OPENDIR_SUPPORT | FUSE_EXPLICIT_INVAL_DATA;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Start(const Options& opts, FileSystem* fs,
+                                                        int preopened_fd) {
+  KernelOffer offer = ProbeKernelOffer();
+  // A forced transport that cannot work is refused before anything is mounted.
+  if (opts.daemon.transport != "auto") {
+    absl::Status s = TransportAvailability(opts.daemon.transport, offer);
+    if (!s.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("transport ", opts.daemon.transport, " is not available: ", s.message()));
+    }
+  }
+  std::unique_ptr<Session> session(new Session(opts, fs));
+  if (preopened_fd >= 0) {
+    session->mount_ = FuseMount::Adopt(preopened_fd, opts.mountpoint);
+  } else {
+    absl::StatusOr<std::unique_ptr<FuseMount>> m = FuseMount::Create(opts.mountpoint, opts.mount);
+    if (!m.ok()) return m.status();
+    session->mount_ = std::move(*m);
+  }
+  if (absl::Status s = session->Handshake(offer); !s.ok()) {
+    session->mount_->Unmount();
+    session->mount_->Abort();
+    return s;
+  }
+  TransportEnv env;
+  env.dev_fd = session->mount_->fd();
+  env.dispatcher = session->dispatcher_.get();
+  env.opts = &session->opts_;
+  env.max_write = session->max_write_;
+  env.max_pages = session->max_pages_;
+  absl::StatusOr<std::unique_ptr<Transport>> t = MakeTransport(session->choice_.transport, env);
+  absl::Status started = t.ok() ? (*t)->Start() : t.status();
+  if (t.ok()) session->transport_ = std::move(*t);
+  if (!started.ok()) {
+    session->mount_->Unmount();
+    session->mount_->Abort();
+    if (session->transport_) session->transport_->Join();
+    session->transport_.reset();
+    fs->Destroy();
+    return absl::Status(started.code(), absl::StrCat("starting transport ",
+                                                     session->choice_.transport, ": ",
+                                                     started.message()));
+  }
+  return session;
+}
+
+absl::Status Session::Handshake(KernelOffer offer) {
+  const int fd = mount_->fd();
+  std::vector<char> buf(DevSlotSize(1u << 20));
+  ssize_t n;
+  for (;;) {
+    n = read(fd, buf.data(), buf.size());
+    if (n >= 0) break;
+    if (errno == EINTR || errno == EAGAIN || errno == ENOENT) continue;
+    return Errno(errno, "reading INIT from /dev/fuse");
+  }
+  fuse_in_header in;
+  if (proto::PeekHeader(buf.data(), static_cast<size_t>(n), &in) != 0 || in.opcode != FUSE_INIT ||
+      static_cast<size_t>(n) < sizeof(in) + FUSE_COMPAT_INIT_IN_SIZE) {
+    return absl::InternalError("the kernel's first request was not a valid INIT");
+  }
+  fuse_init_in init{};
+  std::memcpy(&init, buf.data() + sizeof(in),
+              std::min(sizeof(init), static_cast<size_t>(n) - sizeof(in)));
+
+  auto reply = [&](int32_t error, const void* arg, size_t len) {
+    fuse_out_header out{static_cast<uint32_t>(sizeof(fuse_out_header) + len), error, in.unique};
+    struct iovec iov[2] = {{&out, sizeof(out)}, {const_cast<void*>(arg), len}};
+    return WritevToDev(fd, iov, len ? 2 : 1);
+  };
+
+  if (init.major != FUSE_KERNEL_VERSION || init.minor < FUSE_MIN_SUPPORTED_MINOR) {
+    reply(-EPROTO, nullptr, 0);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kernel FUSE protocol ", init.major, ".", init.minor, " is not supported (need 7.",
+        FUSE_MIN_SUPPORTED_MINOR, "+)"));
+  }
+  uint64_t offered = init.flags;
+  if (init.flags & FUSE_INIT_EXT) offered |= uint64_t{init.flags2} << 32;
+  offer.init_known = true;
+  offer.init_over_io_uring = offered & FUSE_OVER_IO_URING;
+  offer.init_bufpool = offered & FUSE_HAS_IO_URING_BUFPOOL;
+
+  absl::StatusOr<Choice> choice = ChooseTransport(opts_.daemon.transport, offer);
+  if (!choice.ok()) {
+    // Refuse the connection; the caller unmounts.
+    reply(-EPROTO, nullptr, 0);
+    return choice.status();
+  }
+  choice_ = *choice;
+
+  proto_minor_ = std::min(init.minor, FUSE_KERNEL_MINOR_VERSION);
+  long page = sysconf(_SC_PAGESIZE);
+  max_write_ = opts_.daemon.max_write;
+  max_pages_ = static_cast<uint32_t>((max_write_ + page - 1) / page);
+
+  ConnectionInfo conn;
+  conn.proto_major = init.major;
+  conn.proto_minor = proto_minor_;
+  conn.offered = offered;
+  conn.want = offered & kDefaultWant;
+  conn.max_write = max_write_;
+  conn.max_readahead = init.max_readahead;
+  conn.passthrough_possible = (offered & FUSE_PASSTHROUGH) && geteuid() == 0;
+  conn.host = this;
+  if (absl::Status s = fs_->Init(conn); !s.ok()) {
+    reply(-EIO, nullptr, 0);
+    return absl::Status(s.code(), absl::StrCat("filesystem init: ", s.message()));
+  }
+  uint64_t want = conn.want & offered & (kDefaultWant | kFsMayWant);
+  if (choice_.transport != "read" && choice_.transport != "ring-read") want |= FUSE_OVER_IO_URING;
+  if (!(want & FUSE_PASSTHROUGH)) conn.max_stack_depth = 0;
+  max_write_ = std::min(max_write_, conn.max_write);
+
+  fuse_init_out out{};
+  out.major = FUSE_KERNEL_VERSION;
+  out.minor = proto_minor_;
+  out.max_readahead = conn.max_readahead;
+  out.flags = static_cast<uint32_t>(want);
+  out.flags2 = static_cast<uint32_t>(want >> 32);
+  out.max_background = opts_.daemon.max_background;
+  out.congestion_threshold = static_cast<uint16_t>(opts_.daemon.max_background * 3 / 4);
+  out.max_write = max_write_;
+  out.time_gran = conn.time_gran;
+  out.max_pages = static_cast<uint16_t>(max_pages_);
+  out.max_stack_depth = conn.max_stack_depth;
+  size_t out_len = sizeof(out);
+  if (init.minor < 23) out_len = 24;  // FUSE_COMPAT_22_INIT_OUT_SIZE
+  if (int rc = reply(0, &out, out_len); rc != 0) return Errno(-rc, "answering INIT");
+
+  dispatcher_ = std::make_unique<proto::Dispatcher>(fs_, this, opts_.daemon.debug);
+  return absl::OkStatus();
+}
+
+std::string Session::Describe() const {
+  return absl::StrCat(choice_.transport, ": ", transport_->Describe(), ", max_write ",
+                      max_write_ / 1024, " KiB, protocol 7.", proto_minor_);
+}
+
+bool Session::WaitFor(absl::Duration timeout) const {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!transport_->Done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+absl::Status Session::Stop(absl::Duration grace) {
+  absl::MutexLock l(&stop_mu_);
+  if (stopped_) return stop_status_;
+  stopped_ = true;
+  mount_->Unmount();
+  if (!WaitFor(grace)) {
+    // Files are still open on the detached mount (or the kernel is slow to
+    // tear down): end the connection so every queue sees it.
+    mount_->Abort();
+    if (!WaitFor(absl::Seconds(10))) {
+      fprintf(stderr, "kmfused: queues did not stop 10 s after abort; still waiting\n");
+    }
+  }
+  transport_->Join();
+  stop_status_ = transport_->status();
+  fs_->Destroy();
+  return stop_status_;
+}
+
+Session::~Session() {
+  if (transport_ != nullptr) Stop().IgnoreError();
+}
+
+void Session::OnDestroy() {}
+
+absl::StatusOr<int32_t> Session::BackingOpen(int fd) {
+  fuse_backing_map map{};
+  map.fd = fd;
+  int id = ioctl(mount_->fd(), FUSE_DEV_IOC_BACKING_OPEN, &map);
+  if (id < 0) return Errno(errno, "FUSE_DEV_IOC_BACKING_OPEN");
+  return id;
+}
+
+absl::Status Session::BackingClose(int32_t backing_id) {
+  uint32_t id = static_cast<uint32_t>(backing_id);
+  if (ioctl(mount_->fd(), FUSE_DEV_IOC_BACKING_CLOSE, &id) != 0) {
+    return Errno(errno, "FUSE_DEV_IOC_BACKING_CLOSE");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Session::Notify(int32_t code, const struct iovec* iov, int cnt) {
+  size_t len = sizeof(fuse_out_header);
+  for (int i = 0; i < cnt; i++) len += iov[i].iov_len;
+  fuse_out_header out{static_cast<uint32_t>(len), code, 0};
+  std::vector<struct iovec> v;
+  v.push_back({&out, sizeof(out)});
+  v.insert(v.end(), iov, iov + cnt);
+  for (;;) {
+    ssize_t n = writev(mount_->fd(), v.data(), static_cast<int>(v.size()));
+    if (n >= 0) return absl::OkStatus();
+    if (errno == EINTR) continue;
+    return Errno(errno, "writing notification to /dev/fuse");
+  }
+}
+
+absl::Status Session::NotifyInvalInode(uint64_t ino, int64_t off, int64_t len) {
+  fuse_notify_inval_inode_out o{ino, off, len};
+  struct iovec iov[] = {{&o, sizeof(o)}};
+  return Notify(FUSE_NOTIFY_INVAL_INODE, iov, 1);
+}
+
+absl::Status Session::NotifyInvalEntry(uint64_t parent, std::string_view name) {
+  fuse_notify_inval_entry_out o{parent, static_cast<uint32_t>(name.size()), 0};
+  char nul = 0;
+  struct iovec iov[] = {{&o, sizeof(o)},
+                        {const_cast<char*>(name.data()), name.size()},
+                        {&nul, 1}};
+  return Notify(FUSE_NOTIFY_INVAL_ENTRY, iov, 3);
+}
+
+absl::Status Session::NotifyDelete(uint64_t parent, uint64_t child, std::string_view name) {
+  fuse_notify_delete_out o{parent, child, static_cast<uint32_t>(name.size()), 0};
+  char nul = 0;
+  struct iovec iov[] = {{&o, sizeof(o)},
+                        {const_cast<char*>(name.data()), name.size()},
+                        {&nul, 1}};
+  return Notify(FUSE_NOTIFY_DELETE, iov, 3);
+}
+
+absl::Status Session::NotifyStore(uint64_t ino, uint64_t offset, absl::Span<const char> data) {
+  fuse_notify_store_out o{ino, offset, static_cast<uint32_t>(data.size()), 0};
+  struct iovec iov[] = {{&o, sizeof(o)}, {const_cast<char*>(data.data()), data.size()}};
+  return Notify(FUSE_NOTIFY_STORE, iov, 2);
+}
+
+absl::Status Session::NotifyRetrieve(uint64_t ino, uint64_t offset, uint32_t size,
+                                     uint64_t cookie) {
+  fuse_notify_retrieve_out o{cookie, ino, offset, size, 0};
+  struct iovec iov[] = {{&o, sizeof(o)}};
+  return Notify(FUSE_NOTIFY_RETRIEVE, iov, 1);
+}
+
+}  // namespace kmfuse

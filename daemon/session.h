@@ -1,0 +1,95 @@
+// Session: one mounted FUSE connection served by one transport.
+//
+// Start() probes the kernel, refuses a forced transport the kernel lacks
+// before mounting anything, mounts, answers INIT on /dev/fuse (negotiating
+// the protocol and telling the kernel about FUSE-over-io_uring when that
+// transport was chosen), then starts the transport. The FileSystem's Init()
+// runs inside the INIT exchange; Destroy() runs once after the last queue
+// thread has exited.
+//
+// Ending: an external umount / fusermount3 -u / fusectl abort ends the
+// connection, every queue sees it and exits, Done() turns true. Stop() does
+// the same from inside: unmount, wait a grace period for the kernel to end
+// the connection (it does not while files are open), then abort it.
+#ifndef KMFUSE_DAEMON_SESSION_H_
+#define KMFUSE_DAEMON_SESSION_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/mount.h"
+#include "daemon/options.h"
+#include "daemon/proto/dispatch.h"
+#include "daemon/select.h"
+#include "daemon/transport.h"
+#include "kmfuse/filesystem.h"
+
+namespace kmfuse {
+
+// Probes everything knowable before a mount (enable_uring, io_uring opcodes,
+// kmbuf ring registration).
+KernelOffer ProbeKernelOffer();
+
+class Session final : public proto::SessionHooks, public FileSystemHost {
+ public:
+  // fs must outlive the session. preopened_fd >= 0: the caller already
+  // mounted opts.mountpoint with this /dev/fuse fd (ownership passes here).
+  static absl::StatusOr<std::unique_ptr<Session>> Start(const Options& opts, FileSystem* fs,
+                                                        int preopened_fd = -1);
+  ~Session() override;
+
+  const std::string& transport_name() const { return choice_.transport; }
+  // "transport uring (skipped kmbuf: ...; bufpool: ...)"
+  std::string SelectionLog() const { return choice_.Log(); }
+  std::string Describe() const;
+  const std::string& mountpoint() const { return mount_->mountpoint(); }
+  unsigned conn_id() const { return mount_->conn_id(); }
+  const proto::Dispatcher& dispatcher() const { return *dispatcher_; }
+
+  bool Done() const { return transport_->Done(); }
+  // Blocks until the connection ended or the timeout passed; true if ended.
+  bool WaitFor(absl::Duration timeout) const;
+  // Unmounts, aborts after `grace` if the connection is still alive, joins
+  // every thread and runs FileSystem::Destroy. Idempotent. Returns the first
+  // fatal transport error, if any.
+  absl::Status Stop(absl::Duration grace = absl::Seconds(2));
+
+  // FileSystemHost
+  absl::StatusOr<int32_t> BackingOpen(int fd) override;
+  absl::Status BackingClose(int32_t backing_id) override;
+  absl::Status NotifyInvalInode(uint64_t ino, int64_t off, int64_t len) override;
+  absl::Status NotifyInvalEntry(uint64_t parent, std::string_view name) override;
+  absl::Status NotifyDelete(uint64_t parent, uint64_t child, std::string_view name) override;
+  absl::Status NotifyStore(uint64_t ino, uint64_t offset, absl::Span<const char> data) override;
+  absl::Status NotifyRetrieve(uint64_t ino, uint64_t offset, uint32_t size,
+                              uint64_t cookie) override;
+
+ private:
+  Session(const Options& opts, FileSystem* fs) : opts_(opts), fs_(fs) {}
+  absl::Status Handshake(KernelOffer offer);
+  absl::Status Notify(int32_t code, const struct iovec* iov, int cnt);
+
+  Options opts_;
+  FileSystem* fs_;
+  std::unique_ptr<FuseMount> mount_;
+  Choice choice_;
+  uint32_t max_write_ = 0;
+  uint32_t max_pages_ = 0;
+  uint32_t proto_minor_ = 0;
+  std::unique_ptr<proto::Dispatcher> dispatcher_;
+  std::unique_ptr<Transport> transport_;
+  absl::Mutex stop_mu_;
+  bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
+  absl::Status stop_status_ ABSL_GUARDED_BY(stop_mu_);
+};
+
+// Builds the transport `name` for a connection whose INIT is done.
+absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const std::string& name,
+                                                         const TransportEnv& env);
+
+}  // namespace kmfuse
+
+#endif  // KMFUSE_DAEMON_SESSION_H_

@@ -1,0 +1,55 @@
+// Transport: how requests reach the one dispatch path.
+//
+// Every transport reduces to the same shape: a request lands in buffer `bid`
+// of a queue's buffer set, is decoded once, dispatched, answered in place, and
+// the buffer goes back to its set (by the kernel or by us). Transports differ
+// only in how a bid is learnt, how a reply is committed and who recycles.
+//
+// Lifecycle: Start() spawns the queue threads. A transport ends when the
+// connection ends (unmount, abort, or a fatal queue error): every queue thread
+// exits and Done() becomes true. Join() waits for that. The session ends the
+// connection (unmount, then fusectl abort if needed); transports never need a
+// separate stop signal, so there is exactly one shutdown path.
+#ifndef KMFUSE_DAEMON_TRANSPORT_H_
+#define KMFUSE_DAEMON_TRANSPORT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "daemon/options.h"
+#include "daemon/proto/dispatch.h"
+
+namespace kmfuse {
+
+struct TransportEnv {
+  int dev_fd = -1;                        // the connection's /dev/fuse fd (INIT done)
+  proto::Dispatcher* dispatcher = nullptr;
+  const Options* opts = nullptr;
+  uint32_t max_write = 0;                 // negotiated
+  uint32_t max_pages = 0;                 // negotiated
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual const char* name() const = 0;
+  // One line: queues, entries, buffer sizes.
+  virtual std::string Describe() const = 0;
+  virtual absl::Status Start() = 0;
+  virtual bool Done() const = 0;
+  virtual void Join() = 0;
+  // First fatal error a queue hit (OK after a normal end of connection).
+  virtual absl::Status status() const = 0;
+};
+
+// Classic: `threads` workers, each with a cloned /dev/fuse fd (the first uses
+// dev_fd itself when clone_fds is false), one request per read(), one write()
+// per reply.
+absl::StatusOr<std::unique_ptr<Transport>> MakeReadTransport(const TransportEnv& env,
+                                                             unsigned threads, bool clone_fds);
+
+}  // namespace kmfuse
+
+#endif  // KMFUSE_DAEMON_TRANSPORT_H_

@@ -1,0 +1,203 @@
+// The classic transport: worker threads reading /dev/fuse.
+//
+// Each worker owns a small pool of slots. A request is read into a free slot,
+// dispatched, and the slot returns to the pool when the reply is written —
+// usually before Dispatch returns, so the same cache-hot slot is reused. A
+// filesystem that answers later (from another thread) keeps its slot busy and
+// the worker reads the next request into another one; the pool grows up to
+// kMaxSlots per worker and then the worker waits for a reply.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/dev_channel.h"
+#include "daemon/proto/request.h"
+#include "daemon/transport.h"
+
+namespace kmfuse {
+namespace {
+
+constexpr size_t kMaxSlots = 64;
+
+class Worker;
+
+class Slot final : public DevSlotSink {
+ public:
+  Slot(Worker* w, size_t size);
+  ~Slot() override { munmap(mem_, size_); }
+  char* mem() const { return mem_; }
+  size_t size() const { return size_; }
+
+ protected:
+  void Released() override;
+
+ private:
+  Worker* worker_;
+  char* mem_;
+  size_t size_;
+};
+
+class Worker {
+ public:
+  Worker(int fd, bool owns_fd, size_t slot_size, proto::Dispatcher* d)
+      : fd_(fd), owns_fd_(owns_fd), slot_size_(slot_size), dispatcher_(d) {}
+  ~Worker() {
+    if (owns_fd_) close(fd_);
+  }
+
+  // Returns 0 at the end of the connection, or -errno on a fatal error.
+  int Run() {
+    for (;;) {
+      Slot* slot = Acquire();
+      if (slot == nullptr) return -ENOMEM;
+      char* req = slot->mem() + kRequestOffset;
+      ssize_t n = read(fd_, req, slot->size() - kRequestOffset);
+      if (n < 0) {
+        int err = errno;
+        Return(slot);
+        // ENOENT: the request was interrupted before we read it.
+        if (err == EINTR || err == EAGAIN || err == ENOENT) continue;
+        if (err == ENODEV) return 0;  // unmounted or aborted
+        return -err;
+      }
+      proto::RequestView view;
+      int rc = proto::DecodeContiguous(req, static_cast<size_t>(n), &view);
+      if (rc != 0) {
+        // A request the kernel sent but we cannot parse: answer it if it has a
+        // usable header so the caller does not hang.
+        fprintf(stderr, "kmfused: malformed request (%zd bytes) from /dev/fuse\n", n);
+        abi::fuse_in_header in;
+        if (proto::PeekHeader(req, static_cast<size_t>(n), &in) == 0) {
+          slot->Arm(fd_, slot->mem(), slot->size(), in.unique);
+          slot->Commit(-EINVAL, 0);
+        } else {
+          Return(slot);
+        }
+        continue;
+      }
+      slot->Arm(fd_, slot->mem(), slot->size(), view.in.unique);
+      dispatcher_->Dispatch(view, slot);
+    }
+  }
+
+  void Return(Slot* s) {
+    absl::MutexLock l(&mu_);
+    free_.push_back(s);
+  }
+
+ private:
+  Slot* Acquire() {
+    absl::MutexLock l(&mu_);
+    if (free_.empty() && all_.size() < kMaxSlots) {
+      auto s = std::make_unique<Slot>(this, slot_size_);
+      if (s->mem() == MAP_FAILED) return nullptr;
+      free_.push_back(s.get());
+      all_.push_back(std::move(s));
+    }
+    mu_.Await(absl::Condition(
+        +[](std::vector<Slot*>* f) { return !f->empty(); }, &free_));
+    Slot* s = free_.back();
+    free_.pop_back();
+    return s;
+  }
+
+  int fd_;
+  bool owns_fd_;
+  size_t slot_size_;
+  proto::Dispatcher* dispatcher_;
+  absl::Mutex mu_;
+  std::vector<Slot*> free_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Slot>> all_ ABSL_GUARDED_BY(mu_);
+};
+
+Slot::Slot(Worker* w, size_t size) : worker_(w), size_(size) {
+  mem_ = static_cast<char*>(
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+}
+
+void Slot::Released() { worker_->Return(this); }
+
+class ReadTransport final : public Transport {
+ public:
+  ReadTransport(const TransportEnv& env, unsigned threads, bool clone_fds)
+      : env_(env), threads_(threads), clone_fds_(clone_fds) {}
+  ~ReadTransport() override { Join(); }
+
+  const char* name() const override { return "read"; }
+  std::string Describe() const override {
+    return absl::StrCat(threads_, " worker thread(s), ", DevSlotSize(env_.max_write) / 1024,
+                        " KiB slots");
+  }
+
+  absl::Status Start() override {
+    size_t slot = DevSlotSize(env_.max_write);
+    for (unsigned i = 0; i < threads_; i++) {
+      int fd = env_.dev_fd;
+      bool owns = false;
+      if (clone_fds_ && i > 0) {
+        fd = CloneDevFd(env_.dev_fd, false);
+        if (fd < 0) {
+          return absl::InternalError(
+              absl::StrCat("FUSE_DEV_IOC_CLONE failed: ", strerror(-fd)));
+        }
+        owns = true;
+      }
+      workers_.push_back(std::make_unique<Worker>(fd, owns, slot, env_.dispatcher));
+    }
+    live_.store(threads_);
+    for (auto& w : workers_) {
+      Worker* worker = w.get();
+      threads_vec_.emplace_back([this, worker] {
+        int rc = worker->Run();
+        if (rc != 0) {
+          absl::MutexLock l(&mu_);
+          if (status_.ok()) {
+            status_ = absl::InternalError(absl::StrCat("read from /dev/fuse: ", strerror(-rc)));
+          }
+        }
+        live_.fetch_sub(1);
+      });
+    }
+    return absl::OkStatus();
+  }
+
+  bool Done() const override { return live_.load() == 0; }
+  void Join() override {
+    for (auto& t : threads_vec_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  absl::Status status() const override {
+    absl::MutexLock l(&mu_);
+    return status_;
+  }
+
+ private:
+  TransportEnv env_;
+  unsigned threads_;
+  bool clone_fds_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_vec_;
+  std::atomic<unsigned> live_{0};
+  mutable absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeReadTransport(const TransportEnv& env,
+                                                             unsigned threads, bool clone_fds) {
+  if (threads == 0) threads = 1;
+  return std::unique_ptr<Transport>(new ReadTransport(env, threads, clone_fds));
+}
+
+}  // namespace kmfuse
