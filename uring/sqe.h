@@ -50,6 +50,8 @@ constexpr size_t UringCmdCapacity(bool sqe128) { return sqe128 ? kSqe128CmdLen :
 // may reuse `cmd` immediately). `sqe128` must match the ring (IoRing::sqe128)
 // or the copy would run past a 64-byte SQE. Returns false, leaving the SQE
 // unchanged, if the command does not fit (or cmd is null with cmd_len > 0).
+// For a registered buffer set afterwards: sqe->uring_cmd_flags |= kUringCmdFixed;
+// sqe->buf_index = index. For a registered file: IOSQE_FIXED_FILE, fd = slot.
 [[nodiscard]] inline bool PrepUringCmd(io_uring_sqe* sqe, bool sqe128, int fd, uint32_t cmd_op,
                                        const void* cmd, size_t cmd_len, uint64_t user_data) {
   if (cmd_len > UringCmdCapacity(sqe128) || (cmd == nullptr && cmd_len > 0)) return false;
