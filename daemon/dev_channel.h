@@ -16,6 +16,8 @@
 #ifndef KMFUSE_DAEMON_DEV_CHANNEL_H_
 #define KMFUSE_DAEMON_DEV_CHANNEL_H_
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 

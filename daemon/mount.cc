@@ -19,7 +19,7 @@
 namespace kmfuse {
 namespace {
 
-absl::Status Errno(int err, std::string_view what) {
+absl::Status Errno(int err, absl::string_view what) {
   return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
 }
 
@@ -161,12 +161,25 @@ bool AbortConnection(unsigned conn_id) {
 }
 
 unsigned FuseConnIdOf(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return 0;
-  // FUSE superblocks use anonymous devices (major 0); fusectl names the
-  // connection by the device number.
-  if (major(st.st_dev) != 0) return 0;
-  return minor(st.st_dev);
+  // Read the device number from mountinfo rather than stat(): stat on a FUSE
+  // mount sends GETATTR, which blocks before INIT is answered and forever on
+  // a dead connection. The last matching line is the topmost mount.
+  FILE* f = fopen("/proc/self/mountinfo", "r");
+  if (f == nullptr) return 0;
+  unsigned found = 0;
+  char line[8192];
+  while (fgets(line, sizeof(line), f)) {
+    unsigned maj = 0, min = 0;
+    char mnt[4096];
+    char fstype[256];
+    if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3) continue;
+    const char* sep = strstr(line, " - ");
+    if (sep == nullptr || sscanf(sep + 3, "%255s", fstype) != 1) continue;
+    if (path != mnt) continue;
+    found = (maj == 0 && strncmp(fstype, "fuse", 4) == 0) ? min : 0;
+  }
+  fclose(f);
+  return found;
 }
 
 absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Create(const std::string& mountpoint,

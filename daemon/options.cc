@@ -10,10 +10,10 @@
 namespace kmfuse {
 namespace {
 
-absl::Status ParseSize(std::string_view key, std::string_view value, uint64_t lo, uint64_t hi,
+absl::Status ParseSize(absl::string_view key, absl::string_view value, uint64_t lo, uint64_t hi,
                        uint64_t* out) {
   uint64_t mult = 1;
-  std::string_view v = value;
+  absl::string_view v = value;
   if (!v.empty()) {
     char c = v.back();
     if (c == 'k' || c == 'K') mult = 1024;
@@ -29,7 +29,7 @@ absl::Status ParseSize(std::string_view key, std::string_view value, uint64_t lo
   return absl::OkStatus();
 }
 
-bool IsTransport(std::string_view t) {
+bool IsTransport(absl::string_view t) {
   if (t == "auto") return true;
   for (const char* name : kTransportOrder) {
     if (t == name) return true;
@@ -37,10 +37,10 @@ bool IsTransport(std::string_view t) {
   return false;
 }
 
-absl::Status ApplyOption(std::string_view opt, Options* o) {
-  std::string_view key = opt, value;
+absl::Status ApplyOption(absl::string_view opt, Options* o) {
+  absl::string_view key = opt, value;
   bool has_value = false;
-  if (size_t eq = opt.find('='); eq != std::string_view::npos) {
+  if (size_t eq = opt.find('='); eq != absl::string_view::npos) {
     key = opt.substr(0, eq);
     value = opt.substr(eq + 1);
     has_value = true;
@@ -80,7 +80,7 @@ absl::Status ApplyOption(std::string_view opt, Options* o) {
     return absl::OkStatus();
   }
   if (key == "fsname") {
-    if (value.empty() || value.find(',') != std::string_view::npos) {
+    if (value.empty() || value.find(',') != absl::string_view::npos) {
       return absl::InvalidArgumentError("option fsname needs a non-empty value without commas");
     }
     o->mount.fsname = std::string(value);
@@ -117,7 +117,8 @@ absl::Status ApplyOption(std::string_view opt, Options* o) {
       key == "async" || absl::StartsWith(key, "x-")) {
     return absl::OkStatus();
   }
-  absl::Status fs_status = ParsePassthroughOption(key, value, &o->fs);
+  absl::Status fs_status = ParsePassthroughOption(std::string_view(key.data(), key.size()),
+                                                std::string_view(value.data(), value.size()), &o->fs);
   if (absl::IsNotFound(fs_status)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown option '", opt, "' (see kmfused --help)"));
   }
@@ -175,7 +176,7 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
       } else {
         list = a.substr(2);
       }
-      for (std::string_view opt : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+      for (absl::string_view opt : absl::StrSplit(list, ',', absl::SkipEmpty())) {
         if (auto s = ApplyOption(opt, &o); !s.ok()) return s;
       }
     } else if (!a.empty() && a[0] == '-') {

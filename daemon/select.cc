@@ -39,8 +39,7 @@ absl::Status TransportAvailability(const std::string& t, const KernelOffer& o) {
   if (t == "uring") return UringReason(o);
   if (t == "kmbuf") {
     if (!o.kmbuf.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "kernel-managed buffer rings are not available (", o.kmbuf.message(), ")"));
+      return absl::FailedPreconditionError(o.kmbuf.message());
     }
     return UringReason(o);
   }

@@ -20,7 +20,7 @@ namespace {
 
 using namespace kmfuse::abi;  // NOLINT
 
-absl::Status Errno(int err, std::string_view what) {
+absl::Status Errno(int err, absl::string_view what) {
   return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
 }
 

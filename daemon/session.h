@@ -14,6 +14,8 @@
 #ifndef KMFUSE_DAEMON_SESSION_H_
 #define KMFUSE_DAEMON_SESSION_H_
 
+#include <sys/uio.h>
+
 #include <memory>
 #include <string>
 
@@ -56,6 +58,9 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   // every thread and runs FileSystem::Destroy. Idempotent. Returns the first
   // fatal transport error, if any.
   absl::Status Stop(absl::Duration grace = absl::Seconds(2));
+
+  // SessionHooks
+  void OnDestroy() override;
 
   // FileSystemHost
   absl::StatusOr<int32_t> BackingOpen(int fd) override;

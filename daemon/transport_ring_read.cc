@@ -1,0 +1,276 @@
+// `ring-read`: /dev/fuse read through io_uring READ_MULTISHOT into a provided
+// buffer ring. Per queue: a cloned O_NONBLOCK /dev/fuse fd (multishot read
+// needs a pollable file), a ring, a BufferRing whose slots use the contiguous
+// layout of dev_channel.h (the kernel is given slot + kRequestOffset), and one
+// armed multishot read. Each CQE carries one whole request in buffer `bid`.
+// The reply is written in place and with write(2); the slot is then recycled
+// into the buffer ring. -ENOBUFS (every slot held by pending replies) ends the
+// multishot: the queue re-arms as soon as a slot is back — no request is
+// dropped, the kernel just keeps it queued meanwhile.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/dev_channel.h"
+#include "daemon/proto/request.h"
+#include "daemon/transport.h"
+#include "uring/buffer_ring.h"
+#include "uring/ring.h"
+#include "uring/sqe.h"
+
+namespace kmfuse {
+namespace {
+
+constexpr uint64_t kReadTag = 1ull << 62;
+constexpr uint64_t kWakeTag = 1ull << 61;
+
+class RingReadQueue;
+
+class BidSink final : public DevSlotSink {
+ public:
+  BidSink(RingReadQueue* q, uint16_t bid) : queue_(q), bid_(bid) {}
+
+ protected:
+  void Released() override;
+
+ private:
+  RingReadQueue* queue_;
+  uint16_t bid_;
+};
+
+class RingReadQueue {
+ public:
+  RingReadQueue(int fd, unsigned entries, size_t slot_size, proto::Dispatcher* d)
+      : fd_(fd), entries_(entries), slot_size_(slot_size), dispatcher_(d) {}
+  ~RingReadQueue() {
+    buffers_.reset();
+    ring_.reset();
+    if (wake_fd_ >= 0) close(wake_fd_);
+    close(fd_);
+  }
+
+  absl::Status Setup() {
+    uring::RingOptions ro;
+    ro.entries = 8;
+    ro.single_issuer = true;
+    ro.defer_taskrun = true;
+    absl::StatusOr<std::unique_ptr<uring::Ring>> ring = uring::Ring::Create(ro);
+    if (!ring.ok()) return ring.status();
+    ring_ = std::move(*ring);
+    uring::BufferRingOptions bo;
+    bo.backing = uring::Backing::kProvided;
+    bo.bgid = 0;
+    bo.entries = entries_;
+    bo.buf_size = static_cast<uint32_t>(slot_size_);
+    bo.head_room = static_cast<uint32_t>(kRequestOffset);
+    absl::StatusOr<std::unique_ptr<uring::BufferRing>> br = uring::BufferRing::Create(*ring_, bo);
+    if (!br.ok()) return br.status();
+    buffers_ = std::move(*br);
+    for (unsigned i = 0; i < entries_; i++) {
+      sinks_.push_back(std::make_unique<BidSink>(this, static_cast<uint16_t>(i)));
+    }
+    wake_fd_ = eventfd(0, EFD_CLOEXEC);
+    if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+    return absl::OkStatus();
+  }
+
+  // Returns when the connection ended, after every pending reply.
+  absl::Status Run() {
+    thread_id_ = std::this_thread::get_id();
+    ArmRead();
+    ArmWake();
+    absl::Status fatal;
+    while (!ended_ || in_use_.load() > 0) {
+      int rc = ring_->SubmitAndWait(1);
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+        return absl::InternalError(absl::StrCat("io_uring_enter: ", strerror(-rc)));
+      }
+      ring_->Reap([&](const uring::Completion& c) {
+        if (c.user_data == kWakeTag) {
+          ArmWake();
+          return;
+        }
+        if (c.res > 0 && uring::BufferRing::HasBuffer(c.flags)) {
+          Deliver(uring::BufferRing::BidFromCqeFlags(c.flags), static_cast<size_t>(c.res));
+        } else if (c.res == -ENODEV) {
+          ended_ = true;  // unmounted or aborted
+        } else if (c.res < 0 && c.res != -ENOBUFS && c.res != -EAGAIN && c.res != -EINTR &&
+                   c.res != -ENOENT) {
+          if (fatal.ok()) {
+            fatal = absl::InternalError(
+                absl::StrCat("READ_MULTISHOT on /dev/fuse: ", strerror(-c.res)));
+          }
+          ended_ = true;
+        }
+        if (!(c.flags & uring::kCqeFMore)) armed_ = false;
+      });
+      // Re-arm when the multishot ended and a slot is free to read into.
+      if (!ended_ && !armed_ && in_use_.load() < entries_) ArmRead();
+    }
+    return fatal;
+  }
+
+  void Recycle(uint16_t bid) {
+    {
+      absl::MutexLock l(&recycle_mu_);
+      buffers_->Recycle(bid);
+    }
+    in_use_.fetch_sub(1);
+    if (std::this_thread::get_id() != thread_id_) {
+      // The queue thread may be waiting for a slot (or for the last reply).
+      uint64_t one = 1;
+      ssize_t n = write(wake_fd_, &one, sizeof(one));
+      (void)n;
+    }
+  }
+
+ private:
+  void Deliver(uint16_t bid, size_t len) {
+    in_use_.fetch_add(1);
+    char* slot = buffers_->Slot(bid);
+    char* req = buffers_->Data(bid);
+    BidSink* sink = sinks_[bid].get();
+    proto::RequestView view;
+    if (proto::DecodeContiguous(req, len, &view) != 0) {
+      abi::fuse_in_header in;
+      if (proto::PeekHeader(req, len, &in) == 0) {
+        sink->Arm(fd_, slot, slot_size_, in.unique);
+        sink->Commit(-EINVAL, 0);
+      } else {
+        sink->Drop();
+      }
+      return;
+    }
+    sink->Arm(fd_, slot, slot_size_, view.in.unique);
+    dispatcher_->Dispatch(view, sink);
+  }
+
+  io_uring_sqe* Sqe() {
+    io_uring_sqe* sqe = ring_->GetSqe();
+    while (sqe == nullptr) {
+      ring_->Submit();
+      sqe = ring_->GetSqe();
+    }
+    return sqe;
+  }
+  void ArmRead() {
+    uring::PrepReadMultishot(Sqe(), fd_, 0, kReadTag);
+    armed_ = true;
+  }
+  void ArmWake() {
+    io_uring_sqe* sqe = Sqe();
+    io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof(wake_buf_), 0);
+    sqe->user_data = kWakeTag;
+  }
+
+  int fd_;
+  unsigned entries_;
+  size_t slot_size_;
+  proto::Dispatcher* dispatcher_;
+  std::unique_ptr<uring::Ring> ring_;
+  std::unique_ptr<uring::BufferRing> buffers_;
+  std::vector<std::unique_ptr<BidSink>> sinks_;
+  absl::Mutex recycle_mu_;
+  std::atomic<unsigned> in_use_{0};
+  int wake_fd_ = -1;
+  uint64_t wake_buf_ = 0;
+  bool armed_ = false;
+  bool ended_ = false;
+  std::thread::id thread_id_;
+};
+
+void BidSink::Released() { queue_->Recycle(bid_); }
+
+unsigned RoundUpPow2(unsigned n) {
+  unsigned p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+class RingReadTransport final : public Transport {
+ public:
+  explicit RingReadTransport(const TransportEnv& env) : env_(env) {}
+  ~RingReadTransport() override { Join(); }
+  const char* name() const override { return "ring-read"; }
+  std::string Describe() const override {
+    return absl::StrCat(queues_.size(), " queue(s) x ", entries_, " provided buffers of ",
+                        slot_size_ >> 10, " KiB, READ_MULTISHOT");
+  }
+
+  absl::Status Start() override {
+    entries_ = RoundUpPow2(std::max(2u, env_.opts->daemon.queue_depth));
+    slot_size_ = (DevSlotSize(env_.max_write) + 4095) & ~size_t{4095};
+    unsigned nq = std::max(1u, env_.opts->daemon.threads);
+    for (unsigned i = 0; i < nq; i++) {
+      int fd = CloneDevFd(env_.dev_fd, true);
+      if (fd < 0) {
+        return absl::InternalError(absl::StrCat("FUSE_DEV_IOC_CLONE failed: ", strerror(-fd)));
+      }
+      auto q = std::make_unique<RingReadQueue>(fd, entries_, slot_size_, env_.dispatcher);
+      queues_.push_back(std::move(q));
+    }
+    live_.store(nq);
+    std::atomic<unsigned> ready{0};
+    absl::Mutex setup_mu;
+    absl::Status setup_status;
+    for (auto& q : queues_) {
+      RingReadQueue* queue = q.get();
+      threads_.emplace_back([this, queue, &ready, &setup_mu, &setup_status] {
+        // The ring is created on its own thread (single issuer).
+        absl::Status s = queue->Setup();
+        if (!s.ok()) {
+          absl::MutexLock l(&setup_mu);
+          if (setup_status.ok()) setup_status = s;
+        }
+        ready.fetch_add(1);
+        if (s.ok()) s = queue->Run();
+        if (!s.ok()) {
+          absl::MutexLock l(&mu_);
+          if (status_.ok()) status_ = s;
+        }
+        live_.fetch_sub(1);
+      });
+    }
+    while (ready.load() < nq) absl::SleepFor(absl::Milliseconds(1));
+    absl::MutexLock l(&setup_mu);
+    return setup_status;
+  }
+
+  bool Done() const override { return live_.load() == 0; }
+  void Join() override {
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  absl::Status status() const override {
+    absl::MutexLock l(&mu_);
+    return status_;
+  }
+
+ private:
+  TransportEnv env_;
+  unsigned entries_ = 0;
+  size_t slot_size_ = 0;
+  std::vector<std::unique_ptr<RingReadQueue>> queues_;
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> live_{0};
+  mutable absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeRingReadTransport(const TransportEnv& env) {
+  return std::unique_ptr<Transport>(new RingReadTransport(env));
+}
+
+}  // namespace kmfuse

@@ -1,0 +1,148 @@
+// FUSE-over-io_uring transports (`uring`, `kmbuf`, `bufpool`): one queue per
+// possible CPU (the kernel routes a request to the queue of the CPU its caller
+// runs on), each on its own thread pinned to that CPU, plus a /dev/fuse
+// reader for what never travels the rings (FORGET, BATCH_FORGET, INTERRUPT,
+// NOTIFY_REPLY, and any request sent before every queue has registered).
+#include "daemon/transport_uring.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "uring/ring.h"
+
+namespace kmfuse {
+
+std::vector<int> PossibleCpus() {
+  std::vector<int> cpus;
+  std::ifstream f("/sys/devices/system/cpu/possible");
+  std::string line;
+  if (std::getline(f, line)) {
+    for (absl::string_view part : absl::StrSplit(line, ',', absl::SkipEmpty())) {
+      std::vector<absl::string_view> range = absl::StrSplit(part, '-');
+      int lo = 0, hi = 0;
+      if (!absl::SimpleAtoi(range[0], &lo)) continue;
+      hi = lo;
+      if (range.size() > 1 && !absl::SimpleAtoi(range[1], &hi)) continue;
+      for (int c = lo; c <= hi; c++) cpus.push_back(c);
+    }
+  }
+  if (cpus.empty()) {
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    for (long c = 0; c < (n > 0 ? n : 1); c++) cpus.push_back(static_cast<int>(c));
+  }
+  return cpus;
+}
+
+RingFactory RealRingFactory() {
+  return [](uint16_t, unsigned entries) -> absl::StatusOr<std::unique_ptr<uring::IoRing>> {
+    uring::RingOptions o;
+    o.entries = entries;
+    o.sqe128 = true;
+    o.single_issuer = true;
+    o.defer_taskrun = true;
+    o.best_effort = true;
+    absl::StatusOr<std::unique_ptr<uring::Ring>> r = uring::Ring::Create(o);
+    if (!r.ok()) return r.status();
+    return std::unique_ptr<uring::IoRing>(std::move(*r));
+  };
+}
+
+namespace {
+
+class UringTransport final : public Transport {
+ public:
+  UringTransport(std::string name, const TransportEnv& env, PolicyFactory policies,
+                 RingFactory rings, std::unique_ptr<Transport> side)
+      : name_(std::move(name)), env_(env), policies_(std::move(policies)),
+        rings_(std::move(rings)), side_(std::move(side)) {}
+  ~UringTransport() override { Join(); }
+
+  const char* name() const override { return name_.c_str(); }
+  std::string Describe() const override {
+    size_t bytes = queues_.empty() ? 0 : queues_[0]->policy().buffer_bytes();
+    return absl::StrCat(queues_.size(), " queue(s) x ", env_.opts->daemon.queue_depth,
+                        " entries, ", queues_.empty() ? "" : queues_[0]->policy().name(),
+                        " payload buffers, ", bytes >> 10, " KiB per queue");
+  }
+
+  absl::Status Start() override {
+    if (absl::Status s = side_->Start(); !s.ok()) return s;
+    std::vector<int> cpus = PossibleCpus();
+    size_t payload = abi::UringMinPayload(env_.max_write, env_.max_pages, 4096);
+    payload = (payload + 4095) & ~size_t{4095};
+    for (size_t q = 0; q < cpus.size(); q++) {
+      UringQueueConfig cfg;
+      cfg.qid = static_cast<uint16_t>(q);
+      cfg.entries = env_.opts->daemon.queue_depth;
+      cfg.payload_size = payload;
+      cfg.fuse_fd = env_.dev_fd;
+      cfg.pin_cpu = cpus[q];
+      queues_.push_back(std::make_unique<UringQueue>(cfg, policies_(), env_.dispatcher));
+    }
+    live_.store(static_cast<unsigned>(queues_.size()));
+    for (auto& q : queues_) {
+      UringQueue* queue = q.get();
+      threads_.emplace_back([this, queue] {
+        absl::Status s = queue->Run(rings_, &registered_);
+        if (!s.ok()) {
+          fprintf(stderr, "kmfused: %s\n", std::string(s.message()).c_str());
+          absl::MutexLock l(&mu_);
+          if (status_.ok()) status_ = s;
+        }
+        live_.fetch_sub(1);
+      });
+    }
+    // Wait until every queue has submitted its REGISTERs (or failed) so a
+    // setup error is reported by Start, not discovered later.
+    while (registered_.load() < queues_.size()) absl::SleepFor(absl::Milliseconds(1));
+    absl::MutexLock l(&mu_);
+    return status_;
+  }
+
+  bool Done() const override { return live_.load() == 0 && side_->Done(); }
+  void Join() override {
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    side_->Join();
+  }
+  absl::Status status() const override {
+    absl::MutexLock l(&mu_);
+    if (!status_.ok()) return status_;
+    return side_->status();
+  }
+
+ private:
+  std::string name_;
+  TransportEnv env_;
+  PolicyFactory policies_;
+  RingFactory rings_;
+  std::unique_ptr<Transport> side_;
+  std::vector<std::unique_ptr<UringQueue>> queues_;
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> registered_{0};
+  std::atomic<unsigned> live_{0};
+  mutable absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeUringFamilyTransport(const std::string& name,
+                                                                    const TransportEnv& env,
+                                                                    PolicyFactory policies,
+                                                                    RingFactory rings) {
+  absl::StatusOr<std::unique_ptr<Transport>> side = MakeReadTransport(env, 1, false);
+  if (!side.ok()) return side.status();
+  return std::unique_ptr<Transport>(
+      new UringTransport(name, env, std::move(policies), std::move(rings), std::move(*side)));
+}
+
+}  // namespace kmfuse

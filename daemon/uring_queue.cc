@@ -1,0 +1,299 @@
+#include "daemon/uring_queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/proto/request.h"
+#include "uring/sqe.h"
+
+namespace kmfuse {
+namespace {
+
+using abi::fuse_uring_cmd_req;
+using abi::fuse_uring_req_header;
+
+constexpr uint64_t kMailboxTag = ~uint64_t{0};
+
+// Per-entry buffers: the 6.14+ ABI. Headers and payloads live in one
+// anonymous mapping owned by the policy; REGISTER hands the kernel both
+// through iovecs and the payload never moves.
+class PerEntryPolicy final : public PayloadPolicy {
+ public:
+  ~PerEntryPolicy() override {
+    if (mem_ != nullptr) munmap(mem_, bytes_);
+  }
+  const char* name() const override { return "per-entry"; }
+
+  absl::Status Setup(uring::IoRing&, uint16_t qid, unsigned entries,
+                     size_t payload_size) override {
+    qid_ = qid;
+    entries_ = entries;
+    payload_ = payload_size;
+    headers_bytes_ = (entries * sizeof(fuse_uring_req_header) + 4095) & ~size_t{4095};
+    bytes_ = headers_bytes_ + entries * payload_size;
+    void* m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      mem_ = nullptr;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("queue ", qid, ": cannot map ", bytes_ >> 20, " MiB of buffers: ",
+                       strerror(errno), " (lower -o queue_depth or -o max_write)"));
+    }
+    mem_ = static_cast<char*>(m);
+    iov_.resize(entries * 2);
+    return absl::OkStatus();
+  }
+  fuse_uring_req_header* Header(unsigned i) override {
+    return reinterpret_cast<fuse_uring_req_header*>(mem_ + i * sizeof(fuse_uring_req_header));
+  }
+  char* Payload(unsigned i) const { return mem_ + headers_bytes_ + i * payload_; }
+
+  void PrepRegister(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t ud) override {
+    struct iovec* iov = &iov_[e.index() * 2];
+    iov[0] = {e.header(), sizeof(fuse_uring_req_header)};
+    iov[1] = {Payload(e.index()), payload_};
+    e.set_payload(Payload(e.index()));
+    PrepFuseUringCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_REGISTER, 0, 0, qid_, ud);
+    sqe->addr = reinterpret_cast<uint64_t>(iov);
+    sqe->len = 2;
+  }
+  void PrepCommit(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t ud) override {
+    PrepFuseUringCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, e.commit_id(),
+                     qid_, ud);
+  }
+  int OnDelivered(UringEntry&, uint32_t) override { return 0; }
+  size_t payload_capacity() const override { return payload_; }
+  size_t buffer_bytes() const override { return bytes_; }
+
+ private:
+  uint16_t qid_ = 0;
+  unsigned entries_ = 0;
+  size_t payload_ = 0;
+  size_t headers_bytes_ = 0;
+  size_t bytes_ = 0;
+  char* mem_ = nullptr;
+  std::vector<struct iovec> iov_;  // must stay valid while REGISTER is in flight
+};
+
+}  // namespace
+
+std::unique_ptr<PayloadPolicy> MakePerEntryPolicy() { return std::make_unique<PerEntryPolicy>(); }
+
+void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t flags,
+                      uint64_t commit_id, uint16_t qid, uint64_t user_data) {
+  fuse_uring_cmd_req req{};
+  req.flags = flags;
+  req.commit_id = commit_id;
+  req.qid = qid;
+  // 24 bytes always fit the 80-byte SQE128 command area.
+  bool fits = uring::PrepUringCmd(sqe, true, fuse_fd, cmd_op, &req, sizeof(req), user_data);
+  (void)fits;
+}
+
+absl::Span<char> UringEntry::ArgArea() {
+  if (state() != State::kDaemon) queue_->OwnershipBug(*this, "reply buffer used");
+  return absl::Span<char>(payload_, queue_->policy_->payload_capacity());
+}
+
+void UringEntry::Commit(int32_t error, size_t args_len) {
+  queue_->CommitFromEntry(this, error, args_len);
+}
+
+void UringEntry::Drop() {
+  // Requests that take no reply (FORGET, INTERRUPT) never travel the ring;
+  // the entry still has to be committed to fetch the next request.
+  queue_->CommitFromEntry(this, -EIO, 0);
+}
+
+UringQueue::UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolicy> policy,
+                       proto::Dispatcher* dispatcher)
+    : cfg_(cfg), policy_(std::move(policy)), dispatcher_(dispatcher) {}
+
+UringQueue::~UringQueue() {
+  // Buffer rings and registrations belong to the ring: drop the policy first.
+  policy_.reset();
+  ring_.reset();
+  if (mailbox_fd_ >= 0) close(mailbox_fd_);
+}
+
+void UringQueue::OwnershipBug(const UringEntry& e, const char* what) const {
+  static const char* kNames[] = {"new", "in-kernel", "daemon", "dead"};
+  fprintf(stderr,
+          "kmfused: BUG: queue %u entry %u: %s while the entry is %s (buffer owned by %s)\n",
+          cfg_.qid, e.index(), what, kNames[static_cast<int>(e.state())],
+          e.state() == UringEntry::State::kInKernel ? "the kernel" : "nobody");
+  abort();
+}
+
+void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) {
+  UringEntry::State expected = UringEntry::State::kDaemon;
+  if (e->state() != expected) OwnershipBug(*e, "commit");
+  // Headers are written by whichever thread answers; it owns the entry now.
+  abi::fuse_out_header out{};
+  out.len = static_cast<uint32_t>(sizeof(out) + args_len);
+  out.error = error;
+  out.unique = e->commit_id_;
+  std::memcpy(e->header_->in_out, &out, sizeof(out));
+  abi::fuse_uring_ent_in_out ent;
+  std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
+  ent.payload_sz = static_cast<uint32_t>(args_len);
+  std::memcpy(&e->header_->ring_ent_in_out, &ent, sizeof(ent));
+  if (std::this_thread::get_id() == thread_id_) {
+    QueueCommitSqe(e);
+    return;
+  }
+  {
+    absl::MutexLock l(&mailbox_mu_);
+    mailbox_.push_back(e);
+  }
+  uint64_t one = 1;
+  ssize_t n = write(mailbox_fd_, &one, sizeof(one));
+  (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
+}
+
+void UringQueue::QueueCommitSqe(UringEntry* e) {
+  io_uring_sqe* sqe = ring_->GetSqe();
+  while (sqe == nullptr) {
+    ring_->Submit();
+    sqe = ring_->GetSqe();
+  }
+  e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
+  policy_->PrepCommit(sqe, cfg_.fuse_fd, *e, e->index());
+}
+
+void UringQueue::ArmMailbox() {
+  io_uring_sqe* sqe = ring_->GetSqe();
+  while (sqe == nullptr) {
+    ring_->Submit();
+    sqe = ring_->GetSqe();
+  }
+  io_uring_prep_read(sqe, mailbox_fd_, &mailbox_buf_, sizeof(mailbox_buf_), 0);
+  sqe->user_data = kMailboxTag;
+}
+
+void UringQueue::DrainMailbox() {
+  std::vector<UringEntry*> batch;
+  {
+    absl::MutexLock l(&mailbox_mu_);
+    batch.swap(mailbox_);
+  }
+  for (UringEntry* e : batch) QueueCommitSqe(e);
+}
+
+void UringQueue::HandleCompletion(const uring::Completion& c) {
+  if (c.user_data == kMailboxTag) {
+    DrainMailbox();
+    if (live_ > 0) ArmMailbox();
+    return;
+  }
+  if (c.user_data >= entries_.size()) {
+    fprintf(stderr, "kmfused: queue %u: completion for unknown entry %llu\n", cfg_.qid,
+            static_cast<unsigned long long>(c.user_data));
+    return;
+  }
+  UringEntry* e = entries_[c.user_data].get();
+  if (c.res < 0) {
+    int err = -c.res;
+    if (err == EAGAIN && e->state() == UringEntry::State::kInKernel && e->commit_id_ == 0) {
+      // REGISTER raced INIT processing: resubmit, as the kernel asks.
+      io_uring_sqe* sqe = ring_->GetSqe();
+      if (sqe != nullptr) {
+        policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, e->index());
+        return;
+      }
+    }
+    e->state_.store(UringEntry::State::kDead, std::memory_order_release);
+    live_--;
+    if (err != ENOTCONN && err != ECONNABORTED && err != ECANCELED && err != ENODEV &&
+        fatal_.ok()) {
+      fatal_ = absl::InternalError(absl::StrCat("queue ", cfg_.qid, " entry ", e->index(), ": ",
+                                                e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER",
+                                                " failed: ", strerror(err)));
+      fprintf(stderr, "kmfused: %s\n", std::string(fatal_.message()).c_str());
+    }
+    return;
+  }
+  // A request arrived: the daemon owns the entry until it commits.
+  e->state_.store(UringEntry::State::kDaemon, std::memory_order_release);
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  abi::fuse_uring_ent_in_out ent;
+  std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
+  e->commit_id_ = ent.commit_id;
+  if (int rc = policy_->OnDelivered(*e, c.flags); rc != 0) {
+    fprintf(stderr, "kmfused: queue %u entry %u: kernel reported an impossible buffer: %s\n",
+            cfg_.qid, e->index(), strerror(-rc));
+    return CommitFromEntry(e, -EIO, 0);
+  }
+  proto::RequestView view;
+  if (proto::DecodeSplit(e->header_->in_out, e->header_->op_in, e->payload_, ent.payload_sz,
+                         policy_->payload_capacity(), &view) != 0) {
+    return CommitFromEntry(e, -EINVAL, 0);
+  }
+  if (view.in.unique != e->commit_id_) e->commit_id_ = view.in.unique;
+  dispatcher_->Dispatch(view, e);
+}
+
+absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {
+  thread_id_ = std::this_thread::get_id();
+  if (cfg_.pin_cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cfg_.pin_cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  // SQ: one SQE per entry plus the mailbox read, with room to spare.
+  absl::StatusOr<std::unique_ptr<uring::IoRing>> ring = ring_factory(cfg_.qid, cfg_.entries * 2 + 4);
+  if (!ring.ok()) {
+    if (registered) registered->fetch_add(1);
+    return ring.status();
+  }
+  ring_ = std::move(*ring);
+  if (absl::Status s = policy_->Setup(*ring_, cfg_.qid, cfg_.entries, cfg_.payload_size); !s.ok()) {
+    if (registered) registered->fetch_add(1);
+    return s;
+  }
+  mailbox_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (mailbox_fd_ < 0) {
+    if (registered) registered->fetch_add(1);
+    return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  }
+  for (unsigned i = 0; i < cfg_.entries; i++) {
+    entries_.push_back(std::make_unique<UringEntry>(this, static_cast<uint16_t>(i), policy_->Header(i)));
+  }
+  for (auto& e : entries_) {
+    io_uring_sqe* sqe = ring_->GetSqe();
+    while (sqe == nullptr) {
+      ring_->Submit();
+      sqe = ring_->GetSqe();
+    }
+    e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
+    policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, e->index());
+  }
+  live_ = cfg_.entries;
+  ArmMailbox();
+  int rc = ring_->Submit();
+  if (registered) registered->fetch_add(1);
+  if (rc < 0) return absl::InternalError(absl::StrCat("io_uring_enter: ", strerror(-rc)));
+
+  // The completion loop: submit pending commits and wait, then handle every
+  // ready completion (res and flags copied first by Reap).
+  while (live_ > 0) {
+    rc = ring_->SubmitAndWait(1);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+      return absl::InternalError(absl::StrCat("queue ", cfg_.qid, ": io_uring_enter: ", strerror(-rc)));
+    }
+    ring_->Reap([this](const uring::Completion& c) { HandleCompletion(c); });
+  }
+  return fatal_;
+}
+
+}  // namespace kmfuse

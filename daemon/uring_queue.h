@@ -1,0 +1,167 @@
+// FUSE-over-io_uring queues: the request path shared by the `uring`, `kmbuf`
+// and `bufpool` transports.
+//
+// One UringQueue per possible CPU, each with its own SQE128 ring and thread.
+// Each of its N UringEntry objects is one in-flight URING_CMD: REGISTER once,
+// then COMMIT_AND_FETCH after every reply. The entry's address is stable for
+// the queue's life and its index is the SQE user_data.
+//
+// Buffer ownership is explicit in UringEntry::State:
+//   kNew      -> not yet given to the kernel
+//   kInKernel -> SQE in flight; the kernel may write headers and payload.
+//                The daemon must not touch either.
+//   kDaemon   -> CQE delivered a request; the daemon owns the headers and the
+//                selected payload buffer until it commits.
+//   kDead     -> the kernel ended the entry (teardown).
+// Committing an entry that is not kDaemon, or reading/writing its buffers
+// when not kDaemon, is an ownership bug: it aborts with a message (the tests
+// rely on this to catch use-after-commit and double commits).
+//
+// Where the payload lives is the PayloadPolicy's business: per-entry buffers
+// (`uring`, 6.14+), a kernel-managed buffer ring that reports a bid in the
+// CQE (`kmbuf`), or a buffer pool whose offset the kernel reports in
+// ent_in_out (`bufpool`). The queue code is identical for all three and runs
+// unchanged against a real ring or the kernel model (through uring::IoRing).
+#ifndef KMFUSE_DAEMON_URING_QUEUE_H_
+#define KMFUSE_DAEMON_URING_QUEUE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/proto/dispatch.h"
+#include "kmfuse/fuse_abi.h"
+#include "kmfuse/reply.h"
+#include "uring/io_ring.h"
+
+namespace kmfuse {
+
+class UringQueue;
+
+class UringEntry final : public ReplySink {
+ public:
+  enum class State { kNew, kInKernel, kDaemon, kDead };
+
+  UringEntry(UringQueue* q, uint16_t index, abi::fuse_uring_req_header* header)
+      : queue_(q), index_(index), header_(header) {}
+
+  uint16_t index() const { return index_; }
+  State state() const { return state_.load(std::memory_order_acquire); }
+  abi::fuse_uring_req_header* header() const { return header_; }
+  // The payload buffer the current request uses (set by the policy on
+  // delivery; per-entry policies set it once).
+  char* payload() const { return payload_; }
+  void set_payload(char* p) { payload_ = p; }
+  uint64_t commit_id() const { return commit_id_; }
+
+  // ReplySink: valid only in kDaemon.
+  absl::Span<char> ArgArea() override;
+  void Commit(int32_t error, size_t args_len) override;
+  void Drop() override;
+
+ private:
+  friend class UringQueue;
+  UringQueue* queue_;
+  uint16_t index_;
+  abi::fuse_uring_req_header* header_;
+  char* payload_ = nullptr;
+  uint64_t commit_id_ = 0;
+  std::atomic<State> state_{State::kNew};
+};
+
+// How payload buffers are provided, registered and found.
+class PayloadPolicy {
+ public:
+  virtual ~PayloadPolicy() = default;
+  virtual const char* name() const = 0;
+  // On the queue thread, after the ring exists and before any REGISTER.
+  // Allocates and registers buffers for `entries` entries of payload_size.
+  virtual absl::Status Setup(uring::IoRing& ring, uint16_t qid, unsigned entries,
+                             size_t payload_size) = 0;
+  // Headers for entry i (288 bytes each, stable for the queue's life).
+  virtual abi::fuse_uring_req_header* Header(unsigned i) = 0;
+  // Fills a REGISTER SQE for e (the command area, iovecs, buf_index...).
+  virtual void PrepRegister(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t user_data) = 0;
+  // Fills a COMMIT_AND_FETCH SQE for e.
+  virtual void PrepCommit(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t user_data) = 0;
+  // A request was delivered to e (CQE res == 0 with these flags): point
+  // e.payload() at the buffer the kernel selected. -errno if the kernel's
+  // report is impossible (out-of-range bid / offset).
+  virtual int OnDelivered(UringEntry& e, uint32_t cqe_flags) = 0;
+  // Capacity of the payload buffer an entry gets.
+  virtual size_t payload_capacity() const = 0;
+  // Memory this queue's buffers use, for Describe().
+  virtual size_t buffer_bytes() const = 0;
+};
+
+using PolicyFactory = std::function<std::unique_ptr<PayloadPolicy>()>;
+using RingFactory =
+    std::function<absl::StatusOr<std::unique_ptr<uring::IoRing>>(uint16_t qid, unsigned entries)>;
+
+// Per-entry payload buffers (mainline 6.14+ `uring`).
+std::unique_ptr<PayloadPolicy> MakePerEntryPolicy();
+
+// Builds the SQE for a FUSE uring command with the 6.14 24-byte command.
+void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t flags,
+                      uint64_t commit_id, uint16_t qid, uint64_t user_data);
+
+struct UringQueueConfig {
+  uint16_t qid = 0;
+  unsigned entries = 8;
+  size_t payload_size = 0;
+  int fuse_fd = -1;
+  int pin_cpu = -1;  // pin the queue thread to this CPU (-1: no pinning)
+};
+
+class UringQueue {
+ public:
+  UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolicy> policy,
+             proto::Dispatcher* dispatcher);
+  ~UringQueue();
+
+  // Runs the queue on the calling thread until every entry is dead (the
+  // connection ended) or a fatal error. `registered` is bumped once all of
+  // this queue's REGISTERs are submitted.
+  absl::Status Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered);
+
+  uint16_t qid() const { return cfg_.qid; }
+  const PayloadPolicy& policy() const { return *policy_; }
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class UringEntry;
+  void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len);
+  void QueueCommitSqe(UringEntry* e);
+  void HandleCompletion(const uring::Completion& c);
+  void DrainMailbox();
+  void ArmMailbox();
+  [[noreturn]] void OwnershipBug(const UringEntry& e, const char* what) const;
+
+  UringQueueConfig cfg_;
+  std::unique_ptr<PayloadPolicy> policy_;
+  proto::Dispatcher* dispatcher_;
+  std::unique_ptr<uring::IoRing> ring_;
+  std::vector<std::unique_ptr<UringEntry>> entries_;
+  unsigned live_ = 0;
+  std::thread::id thread_id_;
+  absl::Status fatal_;
+  std::atomic<uint64_t> requests_{0};
+
+  // Commits from other threads (async replies): handed to the queue thread,
+  // which alone submits to its ring.
+  int mailbox_fd_ = -1;
+  uint64_t mailbox_buf_ = 0;
+  absl::Mutex mailbox_mu_;
+  std::vector<UringEntry*> mailbox_ ABSL_GUARDED_BY(mailbox_mu_);
+};
+
+}  // namespace kmfuse
+
+#endif  // KMFUSE_DAEMON_URING_QUEUE_H_
