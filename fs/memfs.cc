@@ -128,6 +128,24 @@ struct MemFs::Inode {
     a->blksize = kBlockSize;
   }
 
+  // Sets a regular file's size, charging or returning capacity in `fs`.
+  // ENOSPC / EFBIG leave the file as it was.
+  int Resize(MemFs& fs, uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const uint64_t cur = data.size();
+    if (size > kMaxOffset) return EFBIG;
+    if (size > cur) {
+      if (!fs.Charge(size - cur)) return ENOSPC;
+      charged += size - cur;
+    } else {
+      fs.Uncharge(cur - size);
+      charged -= cur - size;
+    }
+    data.resize(size);
+    // Give memory back after a large shrink; std::string never does it alone.
+    if (data.capacity() > 2 * size && data.capacity() > 64 * 1024) data.shrink_to_fit();
+    return 0;
+  }
+
   void TouchChange(bool modified) ABSL_LOCKS_EXCLUDED(mu) {
     absl::MutexLock l(&mu);
     ctime = Now();
@@ -204,24 +222,6 @@ void MemFs::FillEntry(Inode& node, abi::fuse_entry_out* out) const {
   SplitSeconds(options_.attr_timeout, &out->attr_valid, &out->attr_valid_nsec);
   absl::MutexLock l(&node.mu);
   node.FillAttr(&out->attr);
-}
-
-int MemFs::ResizeLocked(Inode& node, uint64_t size) {
-  uint64_t cur = node.data.size();
-  if (size > kMaxOffset) return EFBIG;
-  if (size > cur) {
-    if (!Charge(size - cur)) return ENOSPC;
-    node.charged += size - cur;
-  } else {
-    Uncharge(cur - size);
-    node.charged -= cur - size;
-  }
-  node.data.resize(size);
-  // Give memory back after a large shrink; std::string never does it alone.
-  if (node.data.capacity() > 2 * size && node.data.capacity() > 64 * 1024) {
-    node.data.shrink_to_fit();
-  }
-  return 0;
 }
 
 int MemFs::MakeNodeLocked(const RequestContext& ctx, uint64_t parent, std::string_view name,
@@ -614,7 +614,7 @@ void MemFs::Setattr(const RequestContext&, uint64_t ino, const abi::fuse_setattr
     if (valid & abi::FATTR_SIZE) {
       if (node->is_dir()) return EISDIR;
       if (!node->is_reg()) return EINVAL;
-      int err = ResizeLocked(*node, in.size);
+      int err = node->Resize(*this, in.size);
       if (err != 0) return err;
       node->mtime = now;
     }
@@ -714,7 +714,7 @@ void MemFs::Open(const RequestContext&, uint64_t ino, const abi::fuse_open_in& i
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
     absl::MutexLock l(&node->mu);
     if (!node->dead && !node->data.empty()) {
-      ResizeLocked(*node, 0);  // shrinking cannot fail
+      node->Resize(*this, 0);  // shrinking cannot fail
       node->mtime = node->ctime = Now();
     }
   }
@@ -746,7 +746,7 @@ void MemFs::Create(const RequestContext& ctx, uint64_t parent, std::string_view 
       if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
         absl::MutexLock nl(&node->mu);
         if (!node->data.empty()) {
-          ResizeLocked(*node, 0);
+          node->Resize(*this, 0);
           node->mtime = node->ctime = Now();
         }
       }
@@ -801,7 +801,7 @@ void MemFs::Write(const RequestContext&, uint64_t ino, const abi::fuse_write_in&
     absl::MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     if (off + size > node->data.size()) {
-      int err = ResizeLocked(*node, off + size);
+      int err = node->Resize(*this, off + size);
       if (err != 0) return err;
     }
     if (size != 0) std::memcpy(&node->data[off], data.data(), size);
@@ -847,7 +847,7 @@ void MemFs::Fallocate(const RequestContext&, uint64_t ino, const abi::fuse_fallo
     if (node->dead) return ENOENT;
     if (mode == 0) {
       if (end > node->data.size()) {
-        int err = ResizeLocked(*node, end);
+        int err = node->Resize(*this, end);
         if (err != 0) return err;
         node->mtime = node->ctime = Now();
       }

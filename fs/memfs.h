@@ -182,9 +182,6 @@ class MemFs final : public FileSystem {
   // Frees the inode if nothing references it any more.
   void MaybeFreeLocked(const std::shared_ptr<Inode>& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropOpen(uint64_t ino) ABSL_LOCKS_EXCLUDED(mu_);
-  // Sets a regular file's size, charging or returning capacity (ENOSPC,
-  // EFBIG). Requires node.mu.
-  int ResizeLocked(Inode& node, uint64_t size);
   void FillEntry(Inode& node, abi::fuse_entry_out* out) const;
 
   // Capacity accounting (lock-free; reservations are undone on failure).
