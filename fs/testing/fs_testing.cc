@@ -47,6 +47,15 @@ CaptureSink::CaptureSink(size_t capacity) : capacity_(capacity) {
 
 CaptureSink::~CaptureSink() { free(buf_); }
 
+void CaptureSink::Reset() {
+  absl::MutexLock l(&mu_);
+  answers_ = 0;
+  dropped_ = false;
+  error_ = 0;
+  args_.clear();
+  std::memset(buf_, 0xa5, std::min<size_t>(capacity_, 64 * 1024));
+}
+
 absl::Span<char> CaptureSink::ArgArea() { return absl::Span<char>(buf_, capacity_); }
 
 void CaptureSink::Commit(int32_t error, size_t args_len) {

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,11 @@ class CaptureSink final : public ReplySink {
   absl::Span<char> ArgArea() override;
   void Commit(int32_t error, size_t args_len) override;
   void Drop() override;
+
+  // Makes the sink ready for another request: forgets the answer and
+  // poisons the first 64 KiB of the buffer so a reply that claims bytes it
+  // never wrote shows up as 0xa5 garbage rather than stale data.
+  void Reset();
 
   // Waits until Commit() or Drop() was called.
   bool WaitAnswered(absl::Duration timeout) const;
@@ -188,6 +194,7 @@ class FsDriver {
 
   FileSystem* fs_;
   size_t capacity_;
+  std::unique_ptr<CaptureSink> sink_;  // reused while requests are answered
   RequestContext ctx_;
   uint64_t unique_ = 0;
 };
@@ -213,12 +220,17 @@ class TempDir {
 
 template <typename Fn>
 Answer FsDriver::Call(uint32_t opcode, Fn&& fn) {
-  auto sink = std::make_unique<CaptureSink>(capacity_);
+  if (sink_ == nullptr) {
+    sink_ = std::make_unique<CaptureSink>(capacity_);
+  } else {
+    sink_->Reset();
+  }
+  CaptureSink* sink = sink_.get();
   RequestContext ctx = NextContext(opcode);
-  fn(ctx, Reply(sink.get(), ctx.unique, opcode));
+  fn(ctx, Reply(sink, ctx.unique, opcode));
   Answer a;
   if (!sink->WaitAnswered(absl::Seconds(60))) {
-    sink.release();  // a late answer must find live memory
+    sink_.release();  // a late answer must find live memory
     a.error = ETIMEDOUT;
     return a;
   }
