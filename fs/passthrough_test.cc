@@ -366,6 +366,7 @@ TEST_F(PassthroughTest, ErrnosForDirectoriesAndFiles) {
   EXPECT_EQ(ErrnoOf(d().Lookup(kRoot, "missing").status()), ENOENT);
   EXPECT_EQ(ErrnoOf(d().Getattr(999999).status()), ENOENT);
   EXPECT_EQ(ErrnoOf(d().Lookup(kRoot, "a/b").status()), EINVAL);
+  EXPECT_EQ(ErrnoOf(d().Lookup(kRoot, std::string(300, 'n')).status()), ENAMETOOLONG);
 }
 
 TEST_F(PassthroughTest, OpenFlagsAreHonoured) {

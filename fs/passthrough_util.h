@@ -25,9 +25,10 @@ inline std::string ProcPath(int fd) {
 
 // A name as the kernel sent it, checked again: the daemon already rejects
 // '/' and NUL, but a name is the one thing that can walk, so it is cheap to
-// be sure. "." and ".." are handled by the callers that allow them.
+// be sure. "." and ".." are handled by the callers that allow them. Length
+// is left to the source filesystem (ENAMETOOLONG).
 inline bool ValidName(std::string_view name) {
-  return !name.empty() && name.size() <= 255 && name.find('/') == std::string_view::npos &&
+  return !name.empty() && name.find('/') == std::string_view::npos &&
          name.find('\0') == std::string_view::npos;
 }
 
