@@ -635,7 +635,7 @@ absl::StatusOr<std::string> FsDriver::ReadFile(uint64_t ino) {
 namespace {
 
 int RemoveOne(const char* path, const struct stat* /*st*/, int flag, struct FTW* /*ftw*/) {
-  // Best effort: keep going so one stubborn entry does not leave the rest.
+  // Best effort: keep going so one entry that resists removal does not leave the rest behind.
   if (flag == FTW_DP) {
     rmdir(path);
   } else {
