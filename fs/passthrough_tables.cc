@@ -1,0 +1,295 @@
+#include "fs/passthrough_tables.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "kmfuse/fuse_abi.h"
+
+namespace kmfuse::passthrough_internal {
+
+Inode::~Inode() {
+  if (fd >= 0) {
+    close(fd);
+    open_count->fetch_sub(1);
+  }
+}
+
+InodeRef& InodeRef::operator=(InodeRef&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    table_ = std::exchange(o.table_, nullptr);
+    inode_ = std::move(o.inode_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+void InodeRef::Reset() {
+  if (inode_ != nullptr) {
+    table_->Unpin(inode_.get());
+    // The last reference of a forgotten inode closes its fd here, outside
+    // the table lock.
+    inode_.reset();
+  }
+  table_ = nullptr;
+  fd_ = -1;
+}
+
+InodeTable::InodeTable(int root_fd, const struct stat& root_st, size_t budget, int mount_fd,
+                       bool handles_ok, int root_mount_id)
+    : budget_(budget), mount_fd_(mount_fd), handles_ok_(handles_ok),
+      root_mount_id_(root_mount_id) {
+  auto root = std::make_shared<Inode>(abi::FUSE_ROOT_ID, root_st.st_dev, root_st.st_ino,
+                                      root_st.st_mode, &open_count_);
+  root->fd = root_fd;
+  root->nlookup = 1;
+  root->evictable = false;
+  open_count_.fetch_add(1);
+  absl::MutexLock l(&mu_);
+  by_key_[Key{root_st.st_dev, root_st.st_ino}] = abi::FUSE_ROOT_ID;
+  by_id_[abi::FUSE_ROOT_ID] = std::move(root);
+}
+
+InodeTable::~InodeTable() {
+  absl::MutexLock l(&mu_);
+  lru_.clear();
+  by_key_.clear();
+  by_id_.clear();
+}
+
+size_t InodeTable::size() const {
+  absl::MutexLock l(&mu_);
+  return by_id_.size();
+}
+
+void InodeTable::LruRemoveLocked(Inode* inode) {
+  if (!inode->in_lru) return;
+  lru_.erase(inode->lru_it);
+  inode->in_lru = false;
+}
+
+void InodeTable::LruAddLocked(Inode* inode) {
+  if (inode->in_lru || inode->fd < 0 || !inode->evictable || inode->forgotten ||
+      inode->pins != 0) {
+    return;
+  }
+  inode->lru_it = lru_.insert(lru_.end(), inode);
+  inode->in_lru = true;
+}
+
+bool InodeTable::HandleOf(int fd, std::string* handle, int* mount_id) const {
+  // MAX_HANDLE_SZ is 128 bytes of f_handle.
+  alignas(struct file_handle) char buf[sizeof(struct file_handle) + 128];
+  auto* fh = reinterpret_cast<struct file_handle*>(buf);
+  fh->handle_bytes = 128;
+  if (name_to_handle_at(fd, "", fh, mount_id, AT_EMPTY_PATH) != 0) return false;
+  handle->assign(buf, sizeof(struct file_handle) + fh->handle_bytes);
+  return true;
+}
+
+bool InodeTable::SaveHandleLocked(Inode* inode) {
+  if (!inode->handle.empty()) return true;
+  if (!handles_ok_) return false;
+  int mount_id = -1;
+  std::string h;
+  // Another mount below the source would need its own mount_fd; such inodes
+  // simply stay open.
+  if (!HandleOf(inode->fd, &h, &mount_id) || mount_id != root_mount_id_) return false;
+  inode->handle = std::move(h);
+  return true;
+}
+
+bool InodeTable::ReserveSlotLocked() {
+  while (open_count_.load() >= budget_) {
+    if (lru_.empty()) return false;
+    Inode* victim = lru_.front();
+    LruRemoveLocked(victim);
+    if (!SaveHandleLocked(victim)) {
+      victim->evictable = false;
+      continue;
+    }
+    close(victim->fd);
+    victim->fd = -1;
+    open_count_.fetch_sub(1);
+  }
+  return true;
+}
+
+int InodeTable::Acquire(uint64_t id, InodeRef* out) {
+  out->Reset();
+  absl::MutexLock l(&mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return ENOENT;
+  Inode* inode = it->second.get();
+  if (inode->fd < 0) {
+    if (!ReserveSlotLocked()) return EMFILE;
+    std::string h = inode->handle;  // open_by_handle_at may rewrite handle_bytes
+    int fd = open_by_handle_at(mount_fd_, reinterpret_cast<struct file_handle*>(h.data()),
+                               O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? ESTALE : errno;
+    inode->fd = fd;
+    open_count_.fetch_add(1);
+  }
+  LruRemoveLocked(inode);
+  inode->pins++;
+  out->table_ = this;
+  out->inode_ = it->second;
+  out->fd_ = inode->fd;
+  return 0;
+}
+
+void InodeTable::Unpin(Inode* inode) {
+  absl::MutexLock l(&mu_);
+  inode->pins--;
+  LruAddLocked(inode);
+}
+
+int InodeTable::Register(int fd, const struct stat& st, uint64_t* id) {
+  int to_close = -1;
+  int err = 0;
+  {
+    absl::MutexLock l(&mu_);
+    Key key{st.st_dev, st.st_ino};
+    auto kit = by_key_.find(key);
+    if (kit != by_key_.end()) {
+      Inode* inode = by_id_[kit->second].get();
+      if (inode->fd >= 0) {
+        // An open fd pins the inode, so (dev, ino) cannot have been reused.
+        inode->nlookup++;
+        *id = inode->id;
+        to_close = fd;
+      } else {
+        // Evicted: the number may belong to a new file now. Same handle
+        // (which includes the generation) means same file.
+        std::string h;
+        int mount_id = -1;
+        if (HandleOf(fd, &h, &mount_id) && h == inode->handle) {
+          if (!ReserveSlotLocked()) {
+            err = EMFILE;
+            to_close = fd;
+          } else {
+            inode->fd = fd;
+            open_count_.fetch_add(1);
+            inode->nlookup++;
+            *id = inode->id;
+            LruAddLocked(inode);
+          }
+        } else {
+          by_key_.erase(kit);
+          kit = by_key_.end();
+        }
+      }
+    }
+    if (kit == by_key_.end() && err == 0) {
+      if (!ReserveSlotLocked()) {
+        err = EMFILE;
+        to_close = fd;
+      } else {
+        auto inode = std::make_shared<Inode>(next_id_++, st.st_dev, st.st_ino, st.st_mode,
+                                             &open_count_);
+        inode->fd = fd;
+        inode->nlookup = 1;
+        open_count_.fetch_add(1);
+        *id = inode->id;
+        by_key_[key] = inode->id;
+        LruAddLocked(inode.get());
+        by_id_[inode->id] = std::move(inode);
+      }
+    }
+  }
+  if (to_close >= 0) close(to_close);
+  return err;
+}
+
+void InodeTable::Forget(uint64_t id, uint64_t nlookup) {
+  if (id == abi::FUSE_ROOT_ID) return;
+  std::shared_ptr<Inode> dropped;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return;
+    Inode* inode = it->second.get();
+    inode->nlookup = nlookup >= inode->nlookup ? 0 : inode->nlookup - nlookup;
+    if (inode->nlookup != 0) return;
+    inode->forgotten = true;
+    LruRemoveLocked(inode);
+    auto kit = by_key_.find(Key{inode->dev, inode->ino});
+    if (kit != by_key_.end() && kit->second == id) by_key_.erase(kit);
+    dropped = std::move(it->second);
+    by_id_.erase(it);
+  }
+  // Closes the fd unless a request still pins the inode.
+  dropped.reset();
+}
+
+void InodeTable::Clear() {
+  std::vector<std::shared_ptr<Inode>> dropped;
+  {
+    absl::MutexLock l(&mu_);
+    for (auto it = by_id_.begin(); it != by_id_.end();) {
+      if (it->first == abi::FUSE_ROOT_ID) {
+        ++it;
+        continue;
+      }
+      Inode* inode = it->second.get();
+      inode->forgotten = true;
+      LruRemoveLocked(inode);
+      dropped.push_back(std::move(it->second));
+      by_id_.erase(it++);
+    }
+    for (auto it = by_key_.begin(); it != by_key_.end();) {
+      if (it->second != abi::FUSE_ROOT_ID) {
+        by_key_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+Handle::~Handle() {
+  if (fd >= 0) close(fd);
+}
+
+uint64_t HandleTable::Add(std::shared_ptr<Handle> h) {
+  absl::MutexLock l(&mu_);
+  if (!free_.empty()) {
+    uint64_t fh = free_.back();
+    free_.pop_back();
+    slots_[fh] = std::move(h);
+    return fh;
+  }
+  slots_.push_back(std::move(h));
+  return slots_.size() - 1;
+}
+
+std::shared_ptr<Handle> HandleTable::Get(uint64_t fh) const {
+  absl::MutexLock l(&mu_);
+  if (fh == 0 || fh >= slots_.size()) return nullptr;
+  return slots_[fh];
+}
+
+std::shared_ptr<Handle> HandleTable::Remove(uint64_t fh) {
+  absl::MutexLock l(&mu_);
+  if (fh == 0 || fh >= slots_.size() || slots_[fh] == nullptr) return nullptr;
+  std::shared_ptr<Handle> h = std::move(slots_[fh]);
+  slots_[fh] = nullptr;
+  free_.push_back(fh);
+  return h;
+}
+
+std::vector<std::shared_ptr<Handle>> HandleTable::TakeAll() {
+  absl::MutexLock l(&mu_);
+  std::vector<std::shared_ptr<Handle>> all;
+  for (uint64_t fh = 1; fh < slots_.size(); ++fh) {
+    if (slots_[fh] != nullptr) {
+      all.push_back(std::move(slots_[fh]));
+      slots_[fh] = nullptr;
+      free_.push_back(fh);
+    }
+  }
+  return all;
+}
+
+}  // namespace kmfuse::passthrough_internal

@@ -1,0 +1,176 @@
+// Inode and handle tables of PassthroughFs (private to the passthrough library).
+//
+// InodeTable owns one O_PATH|O_NOFOLLOW fd per known inode, keyed by
+// (st_dev, st_ino) and by a generated node id. An InodeRef pins an inode:
+// while it lives the inode's fd stays open and valid (the table neither
+// evicts nor closes it), even if the kernel forgets the inode meanwhile.
+// Unpinned inodes with fds sit on an LRU list; when opening one more fd
+// would exceed the budget, the oldest is evicted (fd closed, file handle
+// kept) and reopened by handle on the next Acquire.
+//
+// HandleTable maps fh numbers (indices, never pointers) to open files.
+// Handles are shared_ptr so a Release racing with a Read on the same fh
+// leaves the reader a valid fd until it is done.
+//
+// Both are thread-safe; all methods take the table's own mutex. Syscalls
+// made under the inode mutex are the ones that change which fds are open
+// (close, open_by_handle_at, name_to_handle_at), so the budget is exact.
+#ifndef KMFUSE_FS_PASSTHROUGH_TABLES_H_
+#define KMFUSE_FS_PASSTHROUGH_TABLES_H_
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+
+namespace kmfuse::passthrough_internal {
+
+class InodeTable;
+
+struct Inode {
+  Inode(uint64_t id, dev_t dev, ino_t ino, mode_t mode, std::atomic<size_t>* open_count)
+      : id(id), dev(dev), ino(ino), mode(mode), open_count(open_count) {}
+  ~Inode();
+  Inode(const Inode&) = delete;
+  Inode& operator=(const Inode&) = delete;
+
+  const uint64_t id;
+  const dev_t dev;
+  const ino_t ino;
+  const mode_t mode;  // file type bits are stable; permission bits are a hint
+  std::atomic<size_t>* const open_count;
+
+  // Guarded by InodeTable::mu_.
+  int fd = -1;
+  uint64_t nlookup = 0;
+  uint32_t pins = 0;
+  bool forgotten = false;
+  bool evictable = true;
+  std::string handle;  // struct file_handle bytes, once saved
+  bool in_lru = false;
+  std::list<Inode*>::iterator lru_it;
+};
+
+// A pin on an inode; move-only. fd() is an O_PATH fd valid while it lives.
+class InodeRef {
+ public:
+  InodeRef() = default;
+  InodeRef(InodeRef&& o) noexcept { *this = std::move(o); }
+  InodeRef& operator=(InodeRef&& o) noexcept;
+  ~InodeRef() { Reset(); }
+  void Reset();
+
+  explicit operator bool() const { return inode_ != nullptr; }
+  int fd() const { return fd_; }
+  uint64_t id() const { return inode_->id; }
+  mode_t mode() const { return inode_->mode; }
+  bool is_dir() const { return S_ISDIR(inode_->mode); }
+
+ private:
+  friend class InodeTable;
+  InodeTable* table_ = nullptr;
+  std::shared_ptr<Inode> inode_;
+  int fd_ = -1;
+};
+
+class InodeTable {
+ public:
+  // root_fd: O_PATH fd of the source (owned). mount_fd: a readable fd on the
+  // source's filesystem for open_by_handle_at (not owned). handles_ok: the
+  // source supports name_to_handle_at/open_by_handle_at.
+  InodeTable(int root_fd, const struct stat& root_st, size_t budget, int mount_fd,
+             bool handles_ok, int root_mount_id);
+  ~InodeTable();
+
+  // Pins inode `id`, reopening its fd when it was evicted. Returns 0 or an
+  // errno (ENOENT unknown id, ESTALE deleted meanwhile, EMFILE no fd).
+  int Acquire(uint64_t id, InodeRef* out);
+  // Adds one lookup to the inode `fd` (an O_PATH fd, consumed) refers to,
+  // creating it when new. Returns 0 and sets *id, or an errno.
+  int Register(int fd, const struct stat& st, uint64_t* id);
+  void Forget(uint64_t id, uint64_t nlookup);
+  // Drops every inode but the root (Destroy).
+  void Clear();
+
+  size_t open_fds() const { return open_count_.load(); }
+  size_t size() const;
+  size_t budget() const { return budget_; }
+
+ private:
+  friend class InodeRef;
+  struct Key {
+    dev_t dev;
+    ino_t ino;
+    bool operator==(const Key& o) const { return dev == o.dev && ino == o.ino; }
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.dev, k.ino);
+    }
+  };
+
+  void Unpin(Inode* inode);
+  // Makes room for one more fd, evicting LRU inodes. False: no room.
+  bool ReserveSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool SaveHandleLocked(Inode* inode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HandleOf(int fd, std::string* handle, int* mount_id) const;
+  void LruRemoveLocked(Inode* inode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LruAddLocked(Inode* inode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const size_t budget_;
+  const int mount_fd_;
+  const bool handles_ok_;
+  const int root_mount_id_;
+  std::atomic<size_t> open_count_{0};
+
+  mutable absl::Mutex mu_;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 1 is FUSE_ROOT_ID
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Inode>> by_id_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, uint64_t> by_key_ ABSL_GUARDED_BY(mu_);
+  std::list<Inode*> lru_ ABSL_GUARDED_BY(mu_);
+};
+
+// An open file or directory.
+struct Handle {
+  Handle(int fd, InodeRef inode, int flags, bool is_dir)
+      : fd(fd), inode(std::move(inode)), flags(flags), is_dir(is_dir) {}
+  ~Handle();
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  const int fd;
+  InodeRef inode;
+  const int flags;  // host open flags
+  const bool is_dir;
+  std::atomic<int32_t> backing_id{-1};
+  // Serialises lseek+getdents64 on directories and read-modify-write of
+  // unaligned O_DIRECT writes.
+  absl::Mutex mu;
+};
+
+class HandleTable {
+ public:
+  uint64_t Add(std::shared_ptr<Handle> h);
+  std::shared_ptr<Handle> Get(uint64_t fh) const;
+  std::shared_ptr<Handle> Remove(uint64_t fh);
+  // Removes every handle (Destroy).
+  std::vector<std::shared_ptr<Handle>> TakeAll();
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Handle>> slots_ ABSL_GUARDED_BY(mu_) =
+      std::vector<std::shared_ptr<Handle>>(1);  // fh 0 is never used
+  std::vector<uint64_t> free_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kmfuse::passthrough_internal
+
+#endif  // KMFUSE_FS_PASSTHROUGH_TABLES_H_
