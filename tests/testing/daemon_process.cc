@@ -334,6 +334,29 @@ std::vector<pid_t> PidsWithArg(const std::string& arg) {
   return pids;
 }
 
+absl::StatusOr<int> WaitForProcessExit(pid_t pid, absl::Duration deadline) {
+  absl::Time end = absl::Now() + deadline;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return ExitCodeOf(status);
+    if (r < 0 && errno == ECHILD) {
+      std::string stat = ReadSmallFile(absl::StrCat("/proc/", pid, "/stat"));
+      size_t paren = stat.rfind(')');
+      if (stat.empty() || (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z')) {
+        return 0;
+      }
+    }
+    if (absl::Now() > end) {
+      return absl::DeadlineExceededError(absl::StrCat("process ", pid, " still runs after ",
+                                                      absl::FormatDuration(deadline)));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+void BecomeSubreaper() { prctl(PR_SET_CHILD_SUBREAPER, 1); }
+
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Config config) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
   d->mountpoint_ = RealPathOrSelf(config.mountpoint);

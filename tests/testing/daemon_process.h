@@ -97,6 +97,16 @@ void ForceUnmount(const std::string& path);
 // as one of its arguments.
 std::vector<pid_t> PidsWithArg(const std::string& arg);
 
+// Waits until process pid (not necessarily a child) exits. A child of this
+// process (also an orphan adopted because this process is a child subreaper,
+// see BecomeSubreaper) is reaped and its exit code returned; for other
+// processes the code is unknown and reported as 0 once /proc/PID is gone or
+// a zombie. DeadlineExceeded if it still runs at the deadline.
+absl::StatusOr<int> WaitForProcessExit(pid_t pid, absl::Duration deadline);
+// Makes this process adopt orphaned descendants (PR_SET_CHILD_SUBREAPER), so
+// a daemon that forked into the background stays waitable by the test.
+void BecomeSubreaper();
+
 class DaemonProcess {
  public:
   struct Config {
