@@ -466,13 +466,19 @@ void DaemonProcess::KillAndDetach() {
   ForceUnmount(mountpoint_);
 }
 
+bool DaemonProcess::WatchdogWake(DaemonProcess* d) {
+  return d->shutdown_ || d->watchdog_generation_ != d->watchdog_seen_;
+}
+
 void DaemonProcess::WatchdogLoop() {
   absl::MutexLock l(&mu_);
   for (;;) {
     if (shutdown_) return;
     absl::Time deadline = watchdog_deadline_;
     if (absl::Now() >= deadline) break;
-    mu_.AwaitWithDeadline(absl::Condition(&shutdown_), deadline);
+    // Wakes on shutdown, on a rearm (the deadline moved) or at the deadline.
+    watchdog_seen_ = watchdog_generation_;
+    mu_.AwaitWithDeadline(absl::Condition(&DaemonProcess::WatchdogWake, this), deadline);
   }
   fired_ = true;
   fprintf(stderr,
@@ -487,6 +493,7 @@ void DaemonProcess::WatchdogLoop() {
 void DaemonProcess::RearmWatchdog(absl::Duration d) {
   absl::MutexLock l(&mu_);
   watchdog_deadline_ = absl::Now() + d;
+  watchdog_generation_++;
 }
 
 bool DaemonProcess::watchdog_fired() const {

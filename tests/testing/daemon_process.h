@@ -25,6 +25,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -155,6 +157,7 @@ class DaemonProcess {
   bool ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillAndDetach();
   void WatchdogLoop();
+  static bool WatchdogWake(DaemonProcess* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_);
 
   std::string mountpoint_;
   std::string stderr_path_;
@@ -169,6 +172,8 @@ class DaemonProcess {
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   bool fired_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time watchdog_deadline_ ABSL_GUARDED_BY(mu_);
+  uint64_t watchdog_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by RearmWatchdog
+  uint64_t watchdog_seen_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread watchdog_;
 };
 
