@@ -406,7 +406,9 @@ TEST_P(MountTest, StatMatchesSource) {
     ASSERT_EQ(lstat(M(name).c_str(), &m), 0) << strerror(errno);
     ASSERT_EQ(lstat(S(name).c_str(), &s), 0);
     EXPECT_EQ(m.st_mode, s.st_mode);
-    if (!S_ISDIR(s.st_mode)) EXPECT_EQ(m.st_size, s.st_size);
+    if (!S_ISDIR(s.st_mode)) {
+      EXPECT_EQ(m.st_size, s.st_size);
+    }
     EXPECT_EQ(m.st_nlink, s.st_nlink);
     EXPECT_EQ(m.st_mtim.tv_sec, s.st_mtim.tv_sec);
     EXPECT_EQ(m.st_mtim.tv_nsec, s.st_mtim.tv_nsec);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -456,6 +457,38 @@ TEST_F(ProtoTest, SplitLayoutDecodesLikeContiguous) {
     EXPECT_EQ(s2.args(), s1.args());
     EXPECT_EQ(s1.answers(), 1);
     EXPECT_EQ(s2.answers(), 1);
+  }
+}
+
+// Random requests in both layouts: never a crash, always exactly one answer
+// (a reply or a drop), and a drop only for the no-reply opcodes.
+TEST_F(ProtoTest, RandomRequestsAreAnsweredExactlyOnce) {
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int i = 0; i < 20000; i++) {
+    uint32_t opcode = static_cast<uint32_t>(next() % (FUSE_OPCODE_LIMIT + 2));
+    size_t len = next() % 200;
+    std::string args(len, '\0');
+    for (char& c : args) {
+      uint64_t r = next() % 8;
+      c = r == 0 ? '\0' : r == 1 ? '/' : r == 2 ? '.' : static_cast<char>(next());
+    }
+    fuse_in_header h = Header(opcode, next() % 4, args.size(), static_cast<uint64_t>(i));
+    bool no_reply = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
+                    opcode == FUSE_NOTIFY_REPLY;
+    SCOPED_TRACE(absl::StrCat("request ", i, " ", OpcodeName(opcode), " with ", len, " argument bytes"));
+    ASSERT_EQ(DispatchContiguous(Bytes(h) + args), 0);
+    ASSERT_EQ(sink_.answers(), 1);
+    if (!no_reply) ASSERT_FALSE(sink_.dropped());
+    size_t cut = len == 0 ? 0 : next() % (len + 1);
+    ASSERT_EQ(DispatchSplit(h, args.substr(0, std::min<size_t>(cut, FUSE_URING_OP_IN_OUT_SZ)), args.substr(cut)), 0);
+    ASSERT_EQ(sink_.answers(), 1);
+    if (!no_reply) ASSERT_FALSE(sink_.dropped());
   }
 }
 
