@@ -209,7 +209,7 @@ TEST_F(ProtoTest, LengthMismatchIsEinval) {
   // Fewer bytes arrived than the header claims.
   EXPECT_EQ(DecodeContiguous(req.data(), req.size() - 1, &v), -EINVAL);
   // More bytes than the header claims.
-  std::string longer = req + "xxxxxxxx";
+  std::string longer = req + "trailing";
   EXPECT_EQ(DecodeContiguous(longer.data(), longer.size(), &v), -EINVAL);
 }
 
