@@ -4,18 +4,47 @@
 #include "tests/testing/daemon_process.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "gtest/gtest.h"
 
 namespace kmfuse::itest {
 namespace {
+
+// SIGSTOP is asynchronous: a worker already running in user space can still
+// answer one request before it stops. Wait until every thread is stopped.
+bool StopAndWait(pid_t pid) {
+  if (kill(pid, SIGSTOP) != 0) return false;
+  for (int i = 0; i < 500; i++) {
+    bool all = true;
+    std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return false;
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      FILE* f = fopen((dir + "/" + e->d_name + "/stat").c_str(), "r");
+      if (f == nullptr) continue;
+      char buf[512] = {};
+      size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+      fclose(f);
+      const char* close = strrchr(buf, ')');
+      if (n == 0 || close == nullptr || close[2] != 'T') all = false;
+    }
+    closedir(d);
+    if (all) return true;
+    usleep(2000);
+  }
+  return false;
+}
 
 std::unique_ptr<DaemonProcess> StartRead(const TempDir& dir, absl::Duration watchdog) {
   DaemonProcess::Config c;
@@ -33,7 +62,7 @@ TEST(DaemonProcessTest, WatchdogReleasesAnOperationBlockedOnAStoppedDaemon) {
   std::unique_ptr<DaemonProcess> d = StartRead(dir, absl::Seconds(30));
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->transport(), "read");
-  ASSERT_EQ(kill(d->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(StopAndWait(d->pid()));
   d->RearmWatchdog(absl::Seconds(1));
   absl::Time t0 = absl::Now();
   struct stat st;
@@ -57,7 +86,7 @@ TEST(DaemonProcessTest, DestructorReleasesABlockedHelperThread) {
   std::unique_ptr<DaemonProcess> d = StartRead(dir, absl::Seconds(30));
   ASSERT_NE(d, nullptr);
   std::string mnt = d->mountpoint();
-  ASSERT_EQ(kill(d->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(StopAndWait(d->pid()));
   auto result = std::make_shared<std::atomic<int>>(0);
   EXPECT_FALSE(RunWithTimeout(
       [mnt, result] {
