@@ -17,10 +17,10 @@ KMFUSE_BAZEL_STARTUP="--batch --output_user_root=${KMFUSE_NESTED_BAZEL_ROOT:-/tm
 for h in filesystem reply fuse_abi server memfs passthrough; do
   [[ -f $prefix/include/kmfuse/$h.h ]] || fail "missing $prefix/include/kmfuse/$h.h"
 done
-nm -C --defined-only "$prefix/lib/libkmfuse.a" 2>/dev/null | grep -q 'kmfuse::Server::Start' \
+nm -C --defined-only "$prefix/lib/libkmfuse.a" 2>/dev/null | grep "kmfuse::Server::Start" >/dev/null \
   || fail "libkmfuse.a lacks kmfuse::Server::Start"
 for sym in 'kmfuse::Server::Run' 'kmfuse::MemFs::Create' 'kmfuse::PassthroughFs::Create'; do
-  nm -DC --defined-only "$prefix/lib/libkmfuse.so" | grep -qF "$sym" \
+  nm -DC --defined-only "$prefix/lib/libkmfuse.so" | grep -F "$sym" >/dev/null \
     || fail "libkmfuse.so does not export $sym"
 done
 
@@ -34,9 +34,9 @@ g++ -Wall -Wextra -Werror -o "$TEST_TMPDIR/hello_shared" "$src" $cflags $libs \
 # shellcheck disable=SC2086
 g++ -Wall -Wextra -Werror -o "$TEST_TMPDIR/hello_static" "$src" $cflags \
   "$prefix/lib/libkmfuse.a" ${libs/-lkmfuse/} || fail "static link against libkmfuse.a failed"
-ldd "$TEST_TMPDIR/hello_shared" | grep -q "$prefix/lib/libkmfuse.so" \
+ldd "$TEST_TMPDIR/hello_shared" | grep "$prefix/lib/libkmfuse.so" >/dev/null \
   || fail "hello_shared does not load $prefix/lib/libkmfuse.so"
-ldd "$TEST_TMPDIR/hello_static" | grep -q libkmfuse && fail "hello_static loads libkmfuse.so"
+ldd "$TEST_TMPDIR/hello_static" | grep libkmfuse >/dev/null && fail "hello_static loads libkmfuse.so"
 
 for variant in shared static; do
   mnt=$TEST_TMPDIR/kmfuse-$variant

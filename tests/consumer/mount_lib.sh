@@ -80,7 +80,7 @@ check_hello() {
   local got
   got=$(timeout -s KILL 10 cat "$1/hello") || fail "reading $1/hello failed"
   [[ $got == "Hello, world!" ]] || fail "$1/hello: got '$got'"
-  timeout -s KILL 10 ls "$1" | grep -qx hello || fail "ls $1 does not list hello"
+  timeout -s KILL 10 ls "$1" | grep -x hello >/dev/null || fail "ls $1 does not list hello"
   if timeout -s KILL 10 sh -c "echo x >'$1/hello'" 2>/dev/null; then
     fail "writing $1/hello succeeded on a read-only mount"
   fi
