@@ -72,6 +72,10 @@ Options ToOptions(const ServerOptions& o) {
   opts.daemon.transport = o.transport;
   opts.daemon.queue_depth = o.queue_depth;
   opts.daemon.threads = o.threads;
+  if (opts.daemon.threads == 0) {  // as kmfused's option parser resolves it
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    opts.daemon.threads = n > 0 ? static_cast<unsigned>(n) : 1;
+  }
   opts.daemon.max_write = o.max_write;
   opts.daemon.debug = o.debug;
   opts.daemon.foreground = true;

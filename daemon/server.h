@@ -18,9 +18,10 @@
 // - The FileSystem must outlive the Server. It is not owned.
 //
 // Threading
-// - FileSystem methods are called from the transport's queue threads: with
-//   "read", `threads` workers (0 = one per CPU); with "ring-read" and "uring",
-//   one queue thread per CPU. Calls are concurrent, also for the same inode.
+// - FileSystem methods are called from the transport's queue threads:
+//   `threads` of them (0 = one per CPU) with "read" and "ring-read", one per
+//   possible CPU with the io_uring transports. Calls are concurrent, also
+//   for the same inode.
 // - A Reply may be moved to any thread and answered there, later. The
 //   request's buffer stays reserved until then; a queue that runs out of free
 //   buffers waits for replies, so a filesystem that never answers stalls its
@@ -81,7 +82,8 @@ struct ServerOptions {
   std::string transport = "auto";
   // io_uring entries (or ring buffers) per queue: 1 .. 4096.
   unsigned queue_depth = 8;
-  // Worker threads of the "read" transport: 0 = number of CPUs, at most 256.
+  // Queue threads of the "read" and "ring-read" transports: 0 = number of
+  // online CPUs, at most 256. (io_uring transports run one queue per CPU.)
   unsigned threads = 0;
   // Largest WRITE payload: 4096 .. 1 MiB. Also sizes every request buffer.
   uint32_t max_write = 1 << 20;
