@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Start(const Options& opts, Fil
   if (opts.daemon.transport != "auto") {
     absl::Status s = TransportAvailability(opts.daemon.transport, offer);
     if (!s.ok()) {
+      if (preopened_fd >= 0) close(preopened_fd);  // ownership passed to us
       return absl::FailedPreconditionError(
           absl::StrCat("transport ", opts.daemon.transport, " is not available: ", s.message()));
     }
