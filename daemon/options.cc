@@ -137,7 +137,7 @@ kernel-selected buffers over the best transport this kernel offers.
   -f                     stay in the foreground
   -d                     debug: one line per request (implies -f)
   -o transport=T         auto (default), kmbuf, bufpool, uring, ring-read, read
-  -o queue_depth=N       io_uring entries / ring buffers per queue (default 8)
+  -o queue_depth=N       io_uring entries / ring buffers per queue (default 16)
   -o threads=N           worker threads of the read transport (default: CPUs)
   -o max_write=BYTES     largest write request, 4K..1M (default 1M)
   -o max_background=N    kernel background request limit (default 64)

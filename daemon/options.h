@@ -29,7 +29,7 @@ struct MountFlags {
 
 struct DaemonOptions {
   std::string transport = "auto";  // auto|kmbuf|bufpool|uring|ring-read|read
-  unsigned queue_depth = 8;        // io_uring entries (or ring buffers) per queue
+  unsigned queue_depth = 16;       // io_uring entries (or ring buffers) per queue
   unsigned threads = 0;            // read transport workers; 0 = number of CPUs
   uint32_t max_write = 1u << 20;   // bytes, 4 KiB .. 1 MiB
   uint16_t max_background = 64;

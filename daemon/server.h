@@ -81,7 +81,7 @@ struct ServerOptions {
   // lacks fails Start() with FailedPrecondition before anything is mounted.
   std::string transport = "auto";
   // io_uring entries (or ring buffers) per queue: 1 .. 4096.
-  unsigned queue_depth = 8;
+  unsigned queue_depth = 16;
   // Queue threads of the "read" and "ring-read" transports: 0 = number of
   // online CPUs, at most 256. (io_uring transports run one queue per CPU.)
   unsigned threads = 0;
