@@ -190,7 +190,11 @@ absl::Status Session::Stop(absl::Duration grace) {
   absl::MutexLock l(&stop_mu_);
   if (stopped_) return stop_status_;
   stopped_ = true;
-  mount_->Unmount();
+  if (transport_->Done()) {
+    mount_->MarkGone();
+  } else {
+    mount_->Unmount();
+  }
   if (!WaitFor(grace)) {
     // Files are still open on the detached mount (or the kernel is slow to
     // tear down): end the connection so every queue sees it.
