@@ -143,7 +143,7 @@ kernel-selected buffers over the best transport this kernel offers.
   -o max_background=N    kernel background request limit (default 64)
   -o cache=none|auto|always, writeback_cache, passthrough, fd_budget=N
   -o ro, rw, allow_other, default_permissions, fsname=NAME, subtype=NAME,
-     suid, dev, exec, noatime, nonempty
+     suid, dev, exec, noatime, nonempty (allow_other implies default_permissions)
   --probe                print what this kernel supports and exit
   -h, --help             this text
   -V, --version          version
@@ -190,6 +190,12 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
     return absl::InvalidArgumentError(absl::StrCat(
         "expected SOURCE and MOUNTPOINT, got ", positional.size(), " argument(s)"));
   }
+  // allow_other lets every user into the mount, and the passthrough serves
+  // every request with the daemon's own credentials (root, normally): with no
+  // permission check any user could read and write whatever the daemon can.
+  // The kernel's default_permissions checks each call as its caller against
+  // the modes and owners the source reports, so allow_other implies it.
+  if (o.mount.allow_other) o.mount.default_permissions = true;
   o.source = positional[0];
   o.mountpoint = positional[1];
   o.fs.source = o.source;

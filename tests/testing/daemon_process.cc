@@ -362,7 +362,9 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Config confi
   d->mountpoint_ = RealPathOrSelf(config.mountpoint);
   d->logdir_ = std::make_unique<TempDir>("log");
   d->stderr_path_ = d->logdir_->Join("kmfused.stderr");
-  std::vector<std::string> argv = {KmfusedPath(), config.source, config.mountpoint, "-f"};
+  std::vector<std::string> argv = config.wrapper;
+  argv.push_back(KmfusedPath());
+  argv.insert(argv.end(), {config.source, config.mountpoint, "-f"});
   argv.insert(argv.end(), config.args.begin(), config.args.end());
   std::vector<char*> cargv;
   for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
@@ -380,7 +382,7 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Config confi
     dup2(null, 0);
     dup2(log, 1);
     dup2(log, 2);
-    execv(cargv[0], cargv.data());
+    execvp(cargv[0], cargv.data());
     dprintf(2, "exec %s: %s\n", cargv[0], strerror(errno));
     _exit(127);
   }

@@ -119,6 +119,13 @@ class DaemonProcess {
     absl::Duration start_deadline = absl::Seconds(15);
     // The watchdog tears the mount down this long after Start().
     absl::Duration watchdog = absl::Seconds(90);
+    // Command prefix the daemon is started through (argv[0] searched in
+    // PATH), e.g. {"prlimit", "--nofile=64:64", "--"} or a setpriv that
+    // changes user. It must exec kmfused in the same process so that pid()
+    // is the daemon. A wrapper that changes credentials clears the parent
+    // death signal: such a daemon outlives a killed test, and only the
+    // destructor (or the watchdog) ends it.
+    std::vector<std::string> wrapper;
   };
 
   // Starts the daemon and waits until it serves the mount.
