@@ -113,17 +113,30 @@ class CheckingSink final : public ReplySink {
   Outcome out_;
 };
 
+// The start of the op's fixed struct, copied before dispatch (the buffer is
+// poisoned once the request is answered).
+struct OpPrefix {
+  explicit OpPrefix(const proto::RequestView& v)
+      : opcode(v.in.opcode), len(std::min(v.head.size(), sizeof(bytes))) {
+    std::memcpy(bytes, v.head.data(), len);
+  }
+  uint32_t opcode;
+  size_t len;
+  char bytes[sizeof(fuse_read_in)];
+};
+static_assert(sizeof(fuse_read_in) >= sizeof(fuse_getxattr_in));
+
 template <typename T>
-bool OpStruct(const proto::RequestView& v, T* out) {
-  if (v.head.size() < sizeof(T)) return false;
-  std::memcpy(out, v.head.data(), sizeof(T));
+bool OpStruct(const OpPrefix& v, T* out) {
+  if (v.len < sizeof(T)) return false;
+  std::memcpy(out, v.bytes, sizeof(T));
   return true;
 }
 
 // Replies never larger than what the request asked for.
-void CheckReplySize(const proto::RequestView& v, const Outcome& o) {
+void CheckReplySize(const OpPrefix& v, const Outcome& o) {
   if (o.dropped || o.error != 0) return;
-  const uint32_t op = v.in.opcode;
+  const uint32_t op = v.opcode;
   switch (op) {
     case FUSE_READ:
     case FUSE_READDIR:
@@ -175,6 +188,7 @@ struct Harness::Impl {
   // Runs the decoded request through the dispatcher and checks the answer.
   Outcome Run(const proto::RequestView& view) {
     const uint64_t missing = Reply::MissingReplies();
+    const OpPrefix prefix(view);
     dispatcher.Dispatch(view, &sink);
     const uint32_t op = view.in.opcode;
     if (sink.answers() != 1) Violation("Dispatch returned without an answer", op);
@@ -183,7 +197,7 @@ struct Harness::Impl {
     if (std::strcmp(proto::OpcodeName(op), "UNKNOWN") == 0 && o.error != ENOSYS) {
       Violation("unknown opcode not answered ENOSYS", op);
     }
-    CheckReplySize(view, o);
+    CheckReplySize(prefix, o);
     return o;
   }
 
