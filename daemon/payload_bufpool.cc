@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string_view>
@@ -69,27 +70,17 @@ class BufpoolPolicy final : public PayloadPolicy {
     }
     iov_.resize(s.entries * 2);
 
-    // ADD_QUEUE, then ADD_BUFPOOL; both complete at once (no request wait).
-    io_uring_sqe* sqe = ring.GetSqe();
-    if (sqe == nullptr) return absl::InternalError("bufpool setup: no SQE");
-    PrepCmd(sqe, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_QUEUE, 0, kAddQueueTag);
-    io_uring_sqe* sqe2 = ring.GetSqe();
-    if (sqe2 == nullptr) return absl::InternalError("bufpool setup: no SQE");
-    PrepCmd(sqe2, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_BUFPOOL, 0, kAddPoolTag);
-    int rc = ring.SubmitAndWait(2);
-    if (rc < 0) {
-      return absl::ErrnoToStatus(-rc, absl::StrCat("queue ", qid_, ": io_uring_enter"));
+    // ADD_QUEUE, then ADD_BUFPOOL, one at a time: ADD_BUFPOOL needs the
+    // queue. Both complete at once (no request wait); EAGAIN (INIT not yet
+    // processed) is resubmitted like a REGISTER.
+    if (int res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_QUEUE, kAddQueueTag);
+        res != 0) {
+      return CmdError("ADD_QUEUE", res);
     }
-    int add_queue = 1, add_pool = 1;  // 1: no completion yet
-    for (int tries = 0; tries < 100 && (add_queue == 1 || add_pool == 1); tries++) {
-      ring.Reap([&](const uring::Completion& c) {
-        if (c.user_data == kAddQueueTag) add_queue = c.res;
-        if (c.user_data == kAddPoolTag) add_pool = c.res;
-      });
-      if (add_queue == 1 || add_pool == 1) ring.SubmitAndWait(1);
+    if (int res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_BUFPOOL, kAddPoolTag);
+        res != 0) {
+      return CmdError("ADD_BUFPOOL", res);
     }
-    if (add_queue != 0) return CmdError("ADD_QUEUE", add_queue);
-    if (add_pool != 0) return CmdError("ADD_BUFPOOL", add_pool);
     return absl::OkStatus();
   }
 
@@ -138,6 +129,26 @@ class BufpoolPolicy final : public PayloadPolicy {
       sqe->uring_cmd_flags |= uring::kUringCmdFixed;
       sqe->buf_index = 0;
     }
+  }
+  // Submits one command and returns its completion's res (-EIO if none).
+  int RunCmd(uring::IoRing& ring, int fuse_fd, uint32_t op, uint64_t tag) {
+    for (int attempt = 0; attempt < 10000; attempt++) {
+      io_uring_sqe* sqe = ring.GetSqe();
+      if (sqe == nullptr) return -EBUSY;
+      PrepCmd(sqe, fuse_fd, op, 0, tag);
+      int res = 1;  // 1: no completion yet
+      for (int tries = 0; tries < 1000 && res == 1; tries++) {
+        int rc = ring.SubmitAndWait(1);
+        if (rc < 0 && rc != -EINTR) return rc;
+        ring.Reap([&](const uring::Completion& c) {
+          if (c.user_data == tag) res = c.res;
+        });
+      }
+      if (res == 1) return -EIO;
+      if (res != -EAGAIN) return res;
+      usleep(1000);
+    }
+    return -EAGAIN;
   }
   absl::Status CmdError(const char* what, int res) const {
     // 6.14-6.18 answer an unknown command with EINVAL; a connection without

@@ -224,15 +224,15 @@ struct KernelModel::State {
     q.bufs->Put(b);
     e.buf = -1;
     stats.recycles++;
-    if (!q.memory_gone) SumEntry(q, e);
   }
 
   void PostCqe(RingImpl* ring, uint64_t ud, int32_t res, uint32_t flags)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   void Deliver(Queue& q, Entry& e, Request* r, bool new_sel) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    // The kernel is about to read/overwrite what the daemon committed.
-    VerifyEntry(q, e, "at the next delivery");
+    // The caller verified the entry's committed state; a newly selected
+    // buffer is checked against its sum from when it was recycled.
+    e.has_sum = false;
     if (new_sel) VerifyBuf(q, static_cast<unsigned>(e.buf), "when selected again");
     fuse_uring_req_header* h = reinterpret_cast<fuse_uring_req_header*>(e.header);
     memset(h->in_out, 0, sizeof(h->in_out));
@@ -273,6 +273,8 @@ struct KernelModel::State {
   bool TryDeliver(Queue& q, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!ready || q.pending.empty()) return false;
     Request* r = q.pending.front();
+    // The kernel is about to read/overwrite what the daemon committed.
+    VerifyEntry(q, e, "at the next delivery");
     bool new_sel = false;
     if (q.bufs != nullptr && e.payload == nullptr) {
       if (r->needs_buf) {
@@ -280,6 +282,7 @@ struct KernelModel::State {
           int b = q.bufs->Take();
           if (b < 0) {
             stats.waits_for_buffer++;
+            SumEntry(q, e);  // verified above; keep watching it while it waits
             return false;
           }
           e.buf = b;
@@ -298,6 +301,7 @@ struct KernelModel::State {
   }
   void Park(Queue& q, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     Recycle(q, e, "when recycled by an idle entry");
+    if (!q.memory_gone) SumEntry(q, e);
     e.st = Entry::kAvail;
     q.avail.push_back(&e);
   }
