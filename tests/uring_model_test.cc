@@ -339,10 +339,15 @@ TEST_P(UringModelTest, RegisterBeforeInitIsRetried) {
   HarnessOptions opts = Options(GetParam());
   opts.model.init_done = false;
   ModelHarness h(opts);
-  ASSERT_TRUE(h.Start().ok());
-  absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_FALSE(h.model().ready());
-  h.model().SetInitDone();
+  // bufpool's Setup (ADD_QUEUE) already waits for INIT; the others' REGISTERs.
+  std::thread init([&h] {
+    absl::SleepFor(absl::Milliseconds(30));
+    EXPECT_FALSE(h.model().ready());
+    h.model().SetInitDone();
+  });
+  absl::Status started = h.Start();
+  init.join();
+  ASSERT_TRUE(started.ok()) << started;
   fuse_attr_out a{};
   EXPECT_EQ(h.Getattr(1, FUSE_ROOT_ID, &a), 0);
   EXPECT_TRUE(h.model().ready());
