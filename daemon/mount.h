@@ -34,6 +34,10 @@ class FuseMount {
 
   // Detaches the mount (umount2 MNT_DETACH or fusermount3 -u -z). Idempotent.
   void Unmount();
+  // The connection is known to be gone (external umount or abort): never
+  // unmount the path again — device numbers are recycled, so whatever is
+  // mounted there now belongs to someone else.
+  void MarkGone() { mounted_ = false; }
   // Aborts the connection through fusectl: every pending and future request
   // fails, every channel reads ENODEV. Used when a clean unmount does not end
   // the connection (files still open) and on fatal errors.

@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Start(const Options& opts, Fil
   if (opts.daemon.transport != "auto") {
     absl::Status s = TransportAvailability(opts.daemon.transport, offer);
     if (!s.ok()) {
+      if (preopened_fd >= 0) close(preopened_fd);  // ownership passed to us
       return absl::FailedPreconditionError(
           absl::StrCat("transport ", opts.daemon.transport, " is not available: ", s.message()));
     }
@@ -190,7 +191,11 @@ absl::Status Session::Stop(absl::Duration grace) {
   absl::MutexLock l(&stop_mu_);
   if (stopped_) return stop_status_;
   stopped_ = true;
-  mount_->Unmount();
+  if (transport_->Done()) {
+    mount_->MarkGone();
+  } else {
+    mount_->Unmount();
+  }
   if (!WaitFor(grace)) {
     // Files are still open on the detached mount (or the kernel is slow to
     // tear down): end the connection so every queue sees it.

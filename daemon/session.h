@@ -38,7 +38,8 @@ KernelOffer ProbeKernelOffer();
 class Session final : public proto::SessionHooks, public FileSystemHost {
  public:
   // fs must outlive the session. preopened_fd >= 0: the caller already
-  // mounted opts.mountpoint with this /dev/fuse fd (ownership passes here).
+  // mounted opts.mountpoint with this /dev/fuse fd (ownership passes here,
+  // also when Start fails: the fd is closed then).
   static absl::StatusOr<std::unique_ptr<Session>> Start(const Options& opts, FileSystem* fs,
                                                         int preopened_fd = -1);
   ~Session() override;

@@ -23,6 +23,8 @@ using abi::fuse_uring_cmd_req;
 using abi::fuse_uring_req_header;
 
 constexpr uint64_t kMailboxTag = ~uint64_t{0};
+// user_data of a backend read: entry index | kBackendReadBit.
+constexpr uint64_t kBackendReadBit = uint64_t{1} << 40;
 
 // Per-entry buffers: the 6.14+ ABI. Headers and payloads live in one
 // anonymous mapping owned by the policy; REGISTER hands the kernel both
@@ -109,6 +111,10 @@ void UringEntry::Commit(int32_t error, size_t args_len) {
   queue_->CommitFromEntry(this, error, args_len);
 }
 
+bool UringEntry::CommitFromFd(int fd, uint64_t offset, size_t len) {
+  return queue_->StartBackendRead(this, fd, offset, len);
+}
+
 void UringEntry::Drop() {
   // Requests that take no reply (FORGET, INTERRUPT) never travel the ring;
   // the entry still has to be committed to fetch the next request.
@@ -161,6 +167,38 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) 
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
+bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len) {
+  // Only the queue thread submits to its ring (single issuer).
+  if (std::this_thread::get_id() != thread_id_) return false;
+  if (e->state() != UringEntry::State::kDaemon) OwnershipBug(*e, "backend read");
+  io_uring_sqe* sqe = ring_->GetSqe();
+  if (sqe == nullptr) return false;
+  e->read_fd_ = fd;
+  e->read_off_ = offset;
+  e->read_len_ = len;
+  io_uring_prep_read(sqe, fd, e->payload_, static_cast<unsigned>(len), offset);
+  sqe->user_data = e->index() | kBackendReadBit;
+  return true;
+}
+
+void UringQueue::FinishBackendRead(UringEntry* e, int32_t res) {
+  if (res == -EINVAL || res == -EAGAIN || res == -EOPNOTSUPP) {
+    // O_DIRECT alignment the ring read cannot meet, or a file that does not
+    // support it: the synchronous path knows how (bounce buffer).
+    ssize_t n = PreadFull(e->read_fd_, e->payload_, e->read_len_,
+                          static_cast<off_t>(e->read_off_));
+    res = static_cast<int32_t>(n);
+  } else if (res >= 0 && static_cast<size_t>(res) < e->read_len_ && res > 0) {
+    // A short read before EOF (possible on some files): finish synchronously.
+    ssize_t n = PreadFull(e->read_fd_, e->payload_ + res, e->read_len_ - res,
+                          static_cast<off_t>(e->read_off_ + res));
+    if (n > 0) res += static_cast<int32_t>(n);
+  }
+  e->read_fd_ = -1;
+  if (res < 0) return CommitFromEntry(e, res, 0);
+  CommitFromEntry(e, 0, static_cast<size_t>(res));
+}
+
 void UringQueue::QueueCommitSqe(UringEntry* e) {
   io_uring_sqe* sqe = ring_->GetSqe();
   while (sqe == nullptr) {
@@ -194,6 +232,11 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
   if (c.user_data == kMailboxTag) {
     DrainMailbox();
     if (live_ > 0) ArmMailbox();
+    return;
+  }
+  if (c.user_data & kBackendReadBit) {
+    uint64_t i = c.user_data & ~kBackendReadBit;
+    if (i < entries_.size()) FinishBackendRead(entries_[i].get(), c.res);
     return;
   }
   if (c.user_data >= entries_.size()) {

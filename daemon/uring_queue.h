@@ -65,6 +65,10 @@ class UringEntry final : public ReplySink {
   absl::Span<char> ArgArea() override;
   void Commit(int32_t error, size_t args_len) override;
   void Drop() override;
+  // READ replies from a backing fd go through the queue's own ring
+  // (IORING_OP_READ straight into the payload buffer) when called on the
+  // queue thread; the commit follows the read's completion.
+  bool CommitFromFd(int fd, uint64_t offset, size_t len) override;
 
  private:
   friend class UringQueue;
@@ -73,6 +77,10 @@ class UringEntry final : public ReplySink {
   abi::fuse_uring_req_header* header_;
   char* payload_ = nullptr;
   uint64_t commit_id_ = 0;
+  // The backend read in flight for this entry (CommitFromFd).
+  int read_fd_ = -1;
+  uint64_t read_off_ = 0;
+  size_t read_len_ = 0;
   std::atomic<State> state_{State::kNew};
 };
 
@@ -189,6 +197,8 @@ class UringQueue {
  private:
   friend class UringEntry;
   void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len);
+  bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len);
+  void FinishBackendRead(UringEntry* e, int32_t res);
   void QueueCommitSqe(UringEntry* e);
   void HandleCompletion(const uring::Completion& c);
   void DrainMailbox();

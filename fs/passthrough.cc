@@ -160,7 +160,8 @@ absl::StatusOr<std::unique_ptr<PassthroughFs>> PassthroughFs::Create(
 PassthroughFs::PassthroughFs(const PassthroughOptions& opts, int root_read_fd,
                              std::unique_ptr<InodeTable> inodes)
     : opts_(opts), root_read_fd_(root_read_fd), inodes_(std::move(inodes)),
-      handles_(std::make_unique<HandleTable>()) {}
+      handles_(std::make_unique<HandleTable>()),
+      blocking_(std::make_unique<BlockingCalls>()) {}
 
 PassthroughFs::~PassthroughFs() {
   Destroy();

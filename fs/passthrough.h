@@ -48,6 +48,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "kmfuse/blocking_calls.h"
 #include "kmfuse/filesystem.h"
 
 namespace kmfuse {
@@ -164,6 +165,8 @@ class PassthroughFs final : public FileSystem {
              Reply r) override;
   void Setlk(const RequestContext& ctx, uint64_t ino, const abi::fuse_lk_in& in, bool sleep,
              Reply r) override;
+  // Wakes a waiting SETLKW / flock of request `unique` (answered EINTR).
+  void Interrupt(uint64_t unique) override;
   void Fallocate(const RequestContext& ctx, uint64_t ino, const abi::fuse_fallocate_in& in,
                  Reply r) override;
   void Lseek(const RequestContext& ctx, uint64_t ino, const abi::fuse_lseek_in& in,
@@ -202,6 +205,8 @@ class PassthroughFs final : public FileSystem {
   const int root_read_fd_;  // O_RDONLY|O_DIRECTORY on the source: syncfs, mount_fd
   std::unique_ptr<passthrough_internal::InodeTable> inodes_;
   std::unique_ptr<passthrough_internal::HandleTable> handles_;
+  // SETLKW / blocking flock run here, never on a queue thread.
+  std::unique_ptr<BlockingCalls> blocking_;
   std::atomic<FileSystemHost*> host_{nullptr};
   std::atomic<bool> passthrough_on_{false};
   std::atomic<bool> writeback_on_{false};

@@ -306,10 +306,11 @@ void PassthroughFs::Getlk(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   r.Lock(out);
 }
 
-void PassthroughFs::Setlk(const RequestContext& /*ctx*/, uint64_t /*ino*/,
+void PassthroughFs::Setlk(const RequestContext& ctx, uint64_t /*ino*/,
                           const abi::fuse_lk_in& in, bool sleep, Reply r) {
   std::shared_ptr<Handle> h = handles_->Get(in.fh);
   if (h == nullptr) return r.Error(EBADF);
+  std::function<int()> call;
   if ((in.lk_flags & abi::FUSE_LK_FLOCK) != 0) {
     int op;
     switch (in.lk.type) {
@@ -325,19 +326,26 @@ void PassthroughFs::Setlk(const RequestContext& /*ctx*/, uint64_t /*ino*/,
       default:
         return r.Error(EINVAL);
     }
-    if (!sleep) op |= LOCK_NB;
-    int rc;
-    do {
-      rc = flock(h->fd, op);
-    } while (rc != 0 && errno == EINTR && sleep);
-    if (rc != 0) return r.Error(errno);
-    return r.Empty();
+    if (!sleep || in.lk.type == F_UNLCK) op |= LOCK_NB;
+    call = [h, op] { return flock(h->fd, op) == 0 ? 0 : errno; };
+  } else {
+    struct flock fl;
+    ToFlock(in.lk, &fl);
+    int cmd = sleep && in.lk.type != F_UNLCK ? F_OFD_SETLKW : F_OFD_SETLK;
+    call = [h, cmd, fl]() mutable { return fcntl(h->fd, cmd, &fl) == 0 ? 0 : errno; };
   }
-  struct flock fl;
-  ToFlock(in.lk, &fl);
-  if (fcntl(h->fd, sleep ? F_OFD_SETLKW : F_OFD_SETLK, &fl) != 0) return r.Error(errno);
-  r.Empty();
+  if (!sleep || in.lk.type == F_UNLCK) {
+    int err;
+    do {
+      err = call();
+    } while (err == EINTR);
+    return r.Error(err);
+  }
+  // A waiting lock may wait forever: never on a queue thread.
+  blocking_->Run(ctx.unique, std::move(call), std::move(r));
 }
+
+void PassthroughFs::Interrupt(uint64_t unique) { blocking_->Interrupt(unique); }
 
 void PassthroughFs::Fallocate(const RequestContext& /*ctx*/, uint64_t /*ino*/,
                               const abi::fuse_fallocate_in& in, Reply r) {

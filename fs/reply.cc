@@ -119,12 +119,10 @@ void Reply::Data(const void* data, size_t len) {
   Ok(len);
 }
 
-void Reply::DataFromFd(int fd, off_t offset, size_t len) {
-  absl::Span<char> buf = Buffer();
-  len = std::min(len, buf.size());
+ssize_t PreadFull(int fd, char* buf, size_t len, off_t offset) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = pread(fd, buf.data() + done, len - done, offset + static_cast<off_t>(done));
+    ssize_t n = pread(fd, buf + done, len - done, offset + static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EINVAL) {
       // O_DIRECT wants aligned memory, offset and length: read the covering
@@ -135,7 +133,7 @@ void Reply::DataFromFd(int fd, off_t offset, size_t len) {
       size_t head = static_cast<size_t>(want - start);
       size_t span = (head + (len - done) + kAlign - 1) & ~(kAlign - 1);
       void* bounce = nullptr;
-      if (posix_memalign(&bounce, kAlign, span) != 0) return Error(ENOMEM);
+      if (posix_memalign(&bounce, kAlign, span) != 0) return -ENOMEM;
       ssize_t m;
       do {
         m = pread(fd, bounce, span, start);
@@ -143,20 +141,31 @@ void Reply::DataFromFd(int fd, off_t offset, size_t len) {
       if (m < 0) {
         int err = errno;
         free(bounce);
-        return Error(err);
+        return -err;
       }
       size_t got = static_cast<size_t>(m) > head ? static_cast<size_t>(m) - head : 0;
       got = std::min(got, len - done);
-      std::memcpy(buf.data() + done, static_cast<char*>(bounce) + head, got);
+      std::memcpy(buf + done, static_cast<char*>(bounce) + head, got);
       free(bounce);
-      done += got;
-      break;
+      return static_cast<ssize_t>(done + got);
     }
-    if (n < 0) return Error(errno);
+    if (n < 0) return -errno;
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  Ok(done);
+  return static_cast<ssize_t>(done);
+}
+
+void Reply::DataFromFd(int fd, off_t offset, size_t len) {
+  absl::Span<char> buf = Buffer();
+  len = std::min(len, buf.size());
+  if (sink_ != nullptr && sink_->CommitFromFd(fd, static_cast<uint64_t>(offset), len)) {
+    sink_ = nullptr;
+    return;
+  }
+  ssize_t n = PreadFull(fd, buf.data(), len, offset);
+  if (n < 0) return Error(static_cast<int>(-n));
+  Ok(static_cast<size_t>(n));
 }
 
 DirentWriter::DirentWriter(absl::Span<char> buffer, size_t requested_size)

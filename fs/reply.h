@@ -45,7 +45,24 @@ class ReplySink {
   virtual void Commit(int32_t error, size_t args_len) = 0;
   // The request needs no reply (FORGET) or must not get one.
   virtual void Drop() = 0;
+  // Optional asynchronous backend read: read up to len bytes of fd at offset
+  // into ArgArea() on the transport's own ring and commit the reply when the
+  // read completes, so a slow backing device does not stall the queue.
+  // Returns false when the sink cannot (then the caller reads synchronously);
+  // after true the sink owns the answer. fd must stay open until then (the
+  // kernel holds the file during a READ, so RELEASE cannot race it).
+  virtual bool CommitFromFd(int fd, uint64_t offset, size_t len) {
+    (void)fd;
+    (void)offset;
+    (void)len;
+    return false;
+  }
 };
+
+// pread until len bytes, EOF or an error; retries EINTR. When the fd is
+// O_DIRECT and buf/offset/len are not aligned (EINVAL), reads the covering
+// aligned range through a bounce buffer. Returns bytes read or -errno.
+ssize_t PreadFull(int fd, char* buf, size_t len, off_t offset);
 
 class Reply {
  public:

@@ -1,0 +1,146 @@
+// Server: serve a FileSystem at a mountpoint (the embedding entry point).
+//
+//   #include "kmfuse/server.h"
+//   kmfuse::ServerOptions opts;
+//   opts.mountpoint = "/mnt/x";
+//   absl::Status s = kmfuse::Server::Run(&my_fs, opts);  // blocks
+//
+// Lifecycle
+// - Start() validates the options, probes the kernel, mounts (or adopts the
+//   caller's mount, see ServerOptions::dev_fd), answers INIT (calling
+//   FileSystem::Init inside it) and starts the transport's queue threads. When
+//   it returns OK the mount is live. On failure nothing stays mounted.
+// - The connection ends by Stop(), by an external `umount` / `fusermount3 -u`,
+//   or by a fusectl abort. Stop() (also run by the destructor) unmounts, waits
+//   up to 2 s for the kernel to end the connection (it does not while files on
+//   the mount are open), then aborts it, joins every queue thread and runs
+//   FileSystem::Destroy exactly once.
+// - The FileSystem must outlive the Server. It is not owned.
+//
+// Threading
+// - FileSystem methods are called from the transport's queue threads:
+//   `threads` of them (0 = one per CPU) with "read" and "ring-read", one per
+//   possible CPU with the io_uring transports. Calls are concurrent, also
+//   for the same inode.
+// - A Reply may be moved to any thread and answered there, later. The
+//   request's buffer stays reserved until then; a queue that runs out of free
+//   buffers waits for replies, so a filesystem that never answers stalls its
+//   queue. A Reply destroyed unanswered is reported on stderr (request unique
+//   and opcode), counted by Reply::MissingReplies() and answered EIO.
+// - Every Reply must be answered (or destroyed) before Stop() returns or the
+//   Server is destroyed: after that its buffer no longer exists. Stop()
+//   aborts the connection, so pending requests fail in the kernel and their
+//   late answers are discarded, but the memory they point into is freed.
+// - Stop(), WaitFor(), Wait() and the accessors are thread-safe. Do not call
+//   Stop() or destroy the Server from inside a FileSystem method (it joins
+//   the thread running that method).
+// - Never access the mount from a thread the filesystem needs to answer: a
+//   process reading its own mount deadlocks if the answer depends on it.
+//
+// Buffers
+// - Names and write payloads passed to FileSystem methods point into the
+//   kernel-selected buffer the request arrived in. They are valid until the
+//   Reply is answered, and may share memory with Reply::Buffer(): read the
+//   request before writing the reply. Op structs (fuse_read_in, ...) passed by
+//   reference are valid only during the call: copy them to answer later.
+// - Reply::Buffer() + Reply::Ok(n) and Reply::DataFromFd() fill the reply in
+//   place (zero copy); Reply::Data() copies.
+//
+// Process state
+// - Start() changes no process-wide state: no signal handlers, no umask.
+//   Run() blocks SIGINT and SIGTERM in the calling thread for its duration
+//   (the queue threads it starts inherit that mask) and restores the mask.
+//   Threads the caller started earlier must block them too, or a signal may
+//   be delivered there (default action: the process dies).
+// - The kernel applies the caller's umask to modes itself (FUSE passes it
+//   along); filesystems that create real files (PassthroughFs) expect the
+//   process umask to be 0, which kmfused sets and embedders should too.
+// - Mounting without root goes through fusermount3 (libfuse3's setuid helper).
+#ifndef KMFUSE_DAEMON_SERVER_H_
+#define KMFUSE_DAEMON_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kmfuse/filesystem.h"
+
+namespace kmfuse {
+
+class Session;
+
+struct ServerOptions {
+  // Where to mount: an existing, empty directory. Required, also with dev_fd
+  // (Stop unmounts it).
+  std::string mountpoint;
+  // auto | read | ring-read | uring | bufpool | kmbuf. "auto" picks the best
+  // the kernel offers (SelectionLog says why); a forced transport the kernel
+  // lacks fails Start() with FailedPrecondition before anything is mounted.
+  std::string transport = "auto";
+  // io_uring entries (or ring buffers) per queue: 1 .. 4096.
+  unsigned queue_depth = 8;
+  // Queue threads of the "read" and "ring-read" transports: 0 = number of
+  // online CPUs, at most 256. (io_uring transports run one queue per CPU.)
+  unsigned threads = 0;
+  // Largest WRITE payload: 4096 .. 1 MiB. Also sizes every request buffer.
+  uint32_t max_write = 1 << 20;
+  // One line per request on stderr.
+  bool debug = false;
+  // Mount options.
+  bool allow_other = false, default_permissions = false, read_only = false;
+  std::string fsname = "kmfuse", subtype = "kmfuse";
+  // >= 0: an open /dev/fuse fd of a mount the caller already made at
+  // `mountpoint` (INIT not yet answered). Ownership passes to Start(): the fd
+  // is closed when the Server ends, and also when Start() fails.
+  int dev_fd = -1;
+};
+
+class Server {
+ public:
+  // Mounts and starts serving `fs` (not owned; must outlive the Server).
+  // Errors: InvalidArgument (bad options), FailedPrecondition (transport
+  // unavailable, mountpoint unusable, protocol too old), PermissionDenied /
+  // Internal from the mount, or the FileSystem::Init status.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(FileSystem* fs,
+                                                       const ServerOptions& options);
+  // Stops (see Stop()).
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The transport in use: "read", "ring-read", "uring", ...
+  const std::string& transport() const;
+  // Which transport was chosen and why better ones were skipped, e.g.
+  // "transport uring (skipped kmbuf: ...; bufpool: ...)".
+  std::string SelectionLog() const;
+  // The fusectl connection number (/sys/fs/fuse/connections/N), 0 if unknown.
+  unsigned connection_id() const;
+
+  // True once the connection has ended (Stop, external unmount or abort).
+  bool Done() const;
+  // Blocks until the connection ended or `timeout` passed; true if ended.
+  bool WaitFor(absl::Duration timeout) const;
+  // Blocks until the connection ended.
+  void Wait() const;
+  // Unmounts (abort after a 2 s grace), joins the queue threads and runs
+  // FileSystem::Destroy. Idempotent: later calls return the first result.
+  // Returns the first fatal transport error, OK after a clean end.
+  absl::Status Stop();
+
+  // Start(), then serve until SIGINT or SIGTERM reaches the process or the
+  // mount is removed externally, then Stop(). Returns the Start() error or
+  // Stop()'s result. Prints nothing itself.
+  static absl::Status Run(FileSystem* fs, const ServerOptions& options);
+
+ private:
+  explicit Server(std::unique_ptr<Session> session);
+
+  std::unique_ptr<Session> session_;
+};
+
+}  // namespace kmfuse
+
+#endif  // KMFUSE_DAEMON_SERVER_H_

@@ -1,0 +1,399 @@
+// Server on a real mount, once per transport: replies answered later from
+// another thread, and replies the filesystem drops.
+//
+// The test process reads its own mount, so every mount gets a watchdog that
+// aborts the connection (fusectl) after a deadline: a stuck server fails the
+// test instead of hanging it. Every fd on the mount is closed before Stop().
+#include "kmfuse/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "daemon/select.h"
+#include "daemon/session.h"
+#include "gtest/gtest.h"
+#include "kmfuse/memfs.h"
+#include "kmfuse/testing/fs_testing.h"
+
+namespace kmfuse {
+namespace {
+
+using testing::FsDriver;
+using testing::TempDir;
+
+// Aborts connection `conn` if not disarmed (destroyed) within `deadline`.
+class Watchdog {
+ public:
+  Watchdog(unsigned conn, absl::Duration deadline)
+      : thread_([this, conn, deadline] {
+          if (disarmed_.WaitForNotificationWithTimeout(deadline)) return;
+          fprintf(stderr, "watchdog: aborting FUSE connection %u after %s\n", conn,
+                  absl::FormatDuration(deadline).c_str());
+          AbortConnection(conn);
+        }) {}
+  ~Watchdog() {
+    disarmed_.Notify();
+    thread_.join();
+  }
+
+ private:
+  absl::Notification disarmed_;
+  std::thread thread_;
+};
+
+// Runs each job on one of two threads after `delay`.
+class DelayedReplier {
+ public:
+  explicit DelayedReplier(absl::Duration delay) : delay_(delay) {
+    for (int i = 0; i < 2; i++) threads_.emplace_back([this] { Loop(); });
+  }
+  ~DelayedReplier() {
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+    }
+    for (auto& t : threads_) t.join();
+  }
+  void Post(std::function<void()> job) {
+    absl::MutexLock l(&mu_);
+    jobs_.push_back({absl::Now() + delay_, std::move(job)});
+  }
+  // Waits until every posted job has run.
+  void Drain() {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(
+        +[](DelayedReplier* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
+          return r->jobs_.empty() && r->running_ == 0;
+        },
+        this));
+  }
+  bool OnReplierThread() const {
+    for (const auto& t : threads_) {
+      if (t.get_id() == std::this_thread::get_id()) return true;
+    }
+    return false;
+  }
+
+ private:
+  struct Job {
+    absl::Time due;
+    std::function<void()> fn;
+  };
+  void Loop() {
+    for (;;) {
+      Job job;
+      {
+        absl::MutexLock l(&mu_);
+        mu_.Await(absl::Condition(
+            +[](DelayedReplier* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
+              return r->stop_ || !r->jobs_.empty();
+            },
+            this));
+        // Drain what is queued even when stopping: every Reply gets answered.
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        running_++;
+      }
+      absl::SleepFor(job.due - absl::Now());
+      job.fn();
+      absl::MutexLock l(&mu_);
+      running_--;
+    }
+  }
+
+  absl::Duration delay_;
+  absl::Mutex mu_;
+  std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_;
+};
+
+// Forwards to a MemFs. Read and Getattr are answered from a DelayedReplier
+// thread; Read of node `drop_read_ino` drops its Reply unanswered.
+class TestFs final : public FileSystem {
+ public:
+  explicit TestFs(MemFs* inner) : inner_(inner) {}
+
+  std::atomic<uint64_t> async_reads{0}, async_getattrs{0};
+  std::atomic<uint64_t> drop_read_ino{0};
+
+  // Every Reply must be answered before the Server stops (its buffer goes).
+  void DrainReplies() { replier_->Drain(); }
+  void StopReplier() { replier_.reset(); }
+
+  absl::Status Init(ConnectionInfo& conn) override { return inner_->Init(conn); }
+  void Destroy() override { inner_->Destroy(); }
+  void Lookup(const RequestContext& ctx, uint64_t parent, std::string_view name,
+              Reply r) override {
+    inner_->Lookup(ctx, parent, name, std::move(r));
+  }
+  void Forget(uint64_t ino, uint64_t nlookup) override { inner_->Forget(ino, nlookup); }
+  void Getattr(const RequestContext& ctx, uint64_t ino, std::optional<uint64_t> fh,
+               Reply r) override {
+    // Everything the answer needs is copied: the request's buffer is only
+    // guaranteed until the Reply is answered, the arguments until we return.
+    replier_->Post([this, ctx, ino, fh, r = std::make_shared<Reply>(std::move(r))] {
+      if (replier_->OnReplierThread()) async_getattrs++;
+      inner_->Getattr(ctx, ino, fh, std::move(*r));
+    });
+  }
+  void Setattr(const RequestContext& ctx, uint64_t ino, const abi::fuse_setattr_in& in,
+               Reply r) override {
+    inner_->Setattr(ctx, ino, in, std::move(r));
+  }
+  void Open(const RequestContext& ctx, uint64_t ino, const abi::fuse_open_in& in,
+            Reply r) override {
+    inner_->Open(ctx, ino, in, std::move(r));
+  }
+  void Read(const RequestContext& ctx, uint64_t ino, const abi::fuse_read_in& in,
+            Reply r) override {
+    if (ino == drop_read_ino.load()) return;  // r is destroyed unanswered
+    abi::fuse_read_in copy = in;
+    replier_->Post([this, ctx, ino, copy, r = std::make_shared<Reply>(std::move(r))] {
+      if (replier_->OnReplierThread()) async_reads++;
+      inner_->Read(ctx, ino, copy, std::move(*r));
+    });
+  }
+  void Flush(const RequestContext& ctx, uint64_t ino, const abi::fuse_flush_in& in,
+             Reply r) override {
+    inner_->Flush(ctx, ino, in, std::move(r));
+  }
+  void Release(const RequestContext& ctx, uint64_t ino, const abi::fuse_release_in& in,
+               Reply r) override {
+    inner_->Release(ctx, ino, in, std::move(r));
+  }
+  void Opendir(const RequestContext& ctx, uint64_t ino, const abi::fuse_open_in& in,
+               Reply r) override {
+    inner_->Opendir(ctx, ino, in, std::move(r));
+  }
+  void Readdir(const RequestContext& ctx, uint64_t ino, const abi::fuse_read_in& in, bool plus,
+               Reply r) override {
+    inner_->Readdir(ctx, ino, in, plus, std::move(r));
+  }
+  void Releasedir(const RequestContext& ctx, uint64_t ino, const abi::fuse_release_in& in,
+                  Reply r) override {
+    inner_->Releasedir(ctx, ino, in, std::move(r));
+  }
+  void Statfs(const RequestContext& ctx, uint64_t ino, Reply r) override {
+    inner_->Statfs(ctx, ino, std::move(r));
+  }
+  void Access(const RequestContext& ctx, uint64_t ino, uint32_t mask, Reply r) override {
+    inner_->Access(ctx, ino, mask, std::move(r));
+  }
+  void Getxattr(const RequestContext& ctx, uint64_t ino, std::string_view name, uint32_t size,
+                Reply r) override {
+    inner_->Getxattr(ctx, ino, name, size, std::move(r));
+  }
+
+ private:
+  MemFs* inner_;
+  std::unique_ptr<DelayedReplier> replier_ =
+      std::make_unique<DelayedReplier>(absl::Milliseconds(2));
+};
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed;
+  for (char& c : s) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+class ServerTransportTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0) GTEST_SKIP() << "/dev/fuse: " << strerror(errno);
+    close(fd);
+    absl::Status avail = TransportAvailability(GetParam(), ProbeKernelOffer());
+    if (!avail.ok()) {
+      GTEST_SKIP() << "transport " << GetParam() << " is not offered here: " << avail.message();
+    }
+    MemFsOptions mo;
+    mo.entry_timeout = 0;  // every stat and lookup reaches the filesystem
+    mo.attr_timeout = 0;
+    memfs_ = MemFs::Create(mo);
+    fs_ = std::make_unique<TestFs>(memfs_.get());
+    // Files are put in place before the mount, so the page cache is empty
+    // and every read below reaches the filesystem.
+    FsDriver d(memfs_.get());
+    big_ = Pattern(3 << 20, 7);
+    absl::StatusOr<uint64_t> ino = d.CreateFile(abi::FUSE_ROOT_ID, "big", big_);
+    ASSERT_TRUE(ino.ok()) << ino.status();
+    ino = d.CreateFile(abi::FUSE_ROOT_ID, "lost", "never read");
+    ASSERT_TRUE(ino.ok()) << ino.status();
+    lost_ino_ = *ino;
+
+    ServerOptions opts;
+    opts.mountpoint = mnt_.path();
+    opts.transport = GetParam();
+    opts.fsname = "kmfuse-server-test";
+    absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(fs_.get(), opts);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    EXPECT_EQ(server_->transport(), GetParam()) << server_->SelectionLog();
+    ASSERT_NE(server_->connection_id(), 0u);
+    watchdog_ = std::make_unique<Watchdog>(server_->connection_id(), absl::Seconds(60));
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) {
+      fs_->DrainReplies();
+      EXPECT_TRUE(server_->Stop().ok());
+      EXPECT_TRUE(server_->Done());
+    }
+    watchdog_.reset();
+    server_.reset();
+    if (fs_ != nullptr) fs_->StopReplier();
+  }
+
+  std::string Path(const char* name) const { return mnt_.path() + "/" + name; }
+
+  TempDir mnt_;  // declared first: removed only after the mount is gone
+  std::unique_ptr<MemFs> memfs_;
+  std::unique_ptr<TestFs> fs_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::string big_;
+  uint64_t lost_ino_ = 0;
+};
+
+TEST_P(ServerTransportTest, RepliesFromAnotherThread) {
+  struct stat st;
+  ASSERT_EQ(stat(Path("big").c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(big_.size()));
+  EXPECT_GT(fs_->async_getattrs.load(), 0u);
+
+  // Two readers at once, so several delayed replies are outstanding together.
+  auto reader = [this](size_t chunk, size_t first, std::string* err) {
+    int fd = open(Path("big").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return void(*err = absl::StrCat("open: ", strerror(errno)));
+    std::string buf(chunk, '\0');
+    for (size_t off = first; off < big_.size(); off += 2 * chunk) {
+      ssize_t n = pread(fd, buf.data(), chunk, static_cast<off_t>(off));
+      size_t want = std::min(chunk, big_.size() - off);
+      if (n != static_cast<ssize_t>(want) || buf.compare(0, want, big_, off, want) != 0) {
+        *err = absl::StrCat("pread(", chunk, " at ", off, ") = ", n, n < 0 ? strerror(errno) : "",
+                            n >= 0 ? " (data mismatch or short)" : "");
+        break;
+      }
+    }
+    close(fd);
+  };
+  std::string err1, err2;
+  std::thread t1(reader, 128 << 10, 0, &err1);
+  std::thread t2(reader, 128 << 10, 128 << 10, &err2);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(err1, "");
+  EXPECT_EQ(err2, "");
+  EXPECT_GT(fs_->async_reads.load(), 0u);
+
+  // Odd sizes and offsets through a fresh O_DIRECT open (no page cache).
+  int fd = open(Path("big").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  void* mem = nullptr;
+  ASSERT_EQ(posix_memalign(&mem, 4096, 1 << 20), 0);
+  uint64_t before = fs_->async_reads.load();
+  for (size_t off : {size_t{0}, size_t{4096}, size_t{1} << 20, (size_t{3} << 20) - 8192}) {
+    ssize_t n = pread(fd, mem, 1 << 20, static_cast<off_t>(off));
+    size_t want = std::min(size_t{1} << 20, big_.size() - off);
+    ASSERT_EQ(n, static_cast<ssize_t>(want)) << "offset " << off << ": " << strerror(errno);
+    EXPECT_EQ(memcmp(mem, big_.data() + off, want), 0) << "offset " << off;
+  }
+  free(mem);
+  close(fd);
+  EXPECT_GT(fs_->async_reads.load(), before);
+}
+
+TEST_P(ServerTransportTest, DroppedReplyIsEio) {
+  fs_->drop_read_ino = lost_ino_;
+  uint64_t missing = Reply::MissingReplies();
+  int fd = open(Path("lost").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  char buf[64];
+  ::testing::internal::CaptureStderr();
+  ssize_t n = read(fd, buf, sizeof(buf));
+  int err = errno;
+  std::string log = ::testing::internal::GetCapturedStderr();
+  close(fd);
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(err, EIO) << strerror(err);
+  EXPECT_GT(Reply::MissingReplies(), missing);
+  EXPECT_NE(log.find(absl::StrCat("(opcode ", abi::FUSE_READ, ") was never answered")),
+            std::string::npos)
+      << log;
+  // The connection is still healthy.
+  struct stat st;
+  EXPECT_EQ(stat(Path("big").c_str(), &st), 0) << strerror(errno);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ServerTransportTest,
+                         ::testing::Values("read", "ring-read", "uring"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+TEST(ServerOptionsTest, RejectsBadOptionsWithClearMessages) {
+  std::unique_ptr<MemFs> fs = MemFs::Create();
+  auto start_error = [&](ServerOptions o) {
+    absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(fs.get(), o);
+    EXPECT_FALSE(s.ok());
+    return s.ok() ? std::string("OK") : std::string(s.status().message());
+  };
+  ServerOptions o;
+  EXPECT_EQ(start_error(o), "ServerOptions.mountpoint is empty");
+  o.mountpoint = "/nonexistent-kmfuse-mountpoint";
+  o.transport = "carrier-pigeon";
+  EXPECT_NE(start_error(o).find("transport 'carrier-pigeon'"), std::string::npos);
+  o.transport = "read";
+  o.max_write = 100;
+  EXPECT_NE(start_error(o).find("max_write 100"), std::string::npos);
+  o.max_write = 1 << 20;
+  o.queue_depth = 0;
+  EXPECT_NE(start_error(o).find("queue_depth 0"), std::string::npos);
+  o.queue_depth = 8;
+  o.fsname = "a,dev";
+  EXPECT_NE(start_error(o).find("fsname"), std::string::npos);
+  o.fsname = "kmfuse";
+  // A well-formed request for a mountpoint that does not exist names it.
+  EXPECT_NE(start_error(o).find("/nonexistent-kmfuse-mountpoint"), std::string::npos);
+  EXPECT_FALSE(Server::Start(nullptr, o).ok());
+}
+
+TEST(ServerOptionsTest, DevFdIsClosedWhenStartFails) {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ServerOptions o;  // no mountpoint: refused before anything else
+  o.dev_fd = fd;
+  EXPECT_FALSE(Server::Start(MemFs::Create().get(), o).ok());
+  EXPECT_EQ(fcntl(fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+}
+
+}  // namespace
+}  // namespace kmfuse

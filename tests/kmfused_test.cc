@@ -1,0 +1,427 @@
+// The kmfused command: usage errors, refused starts, --probe, daemon mode,
+// fstab-style starts through mount.fuse3, and every way a mount ends.
+//
+// Daemons started here either are DaemonProcess children (watchdog, killed
+// and detached on teardown) or, when the test is about backgrounding, are
+// adopted by this process (child subreaper) and torn down by the fixture.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/daemon_process.h"
+
+namespace kmfuse::itest {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr absl::Duration kCommandDeadline = absl::Seconds(15);
+
+std::string ReadThrough(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::StrCat("<error: open ", path, ": ", strerror(errno), ">");
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof(buf));
+  int err = errno;
+  close(fd);
+  if (n < 0) return absl::StrCat("<error: read ", path, ": ", strerror(err), ">");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+bool PutFile(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  return close(fd) == 0 && ok;
+}
+
+std::string Describe(const CommandResult& r) {
+  return absl::StrCat("exit ", r.exit_code, r.timed_out ? " (killed at the deadline)" : "",
+                      "\nstdout:\n", r.out, "\nstderr:\n", r.err);
+}
+
+// ---------------------------------------------------------------------------
+// Usage errors: exit 2 with a message naming the problem, nothing mounted.
+
+struct UsageCase {
+  std::vector<std::string> args;
+  std::string message;
+};
+
+class UsageErrorTest : public ::testing::TestWithParam<UsageCase> {};
+
+TEST_P(UsageErrorTest, ExitsTwoNamingTheProblem) {
+  TempDir dir("usage");
+  std::vector<std::string> argv = {KmfusedPath()};
+  for (const std::string& a : GetParam().args) {
+    argv.push_back(a == "SRC" ? dir.Mkdir("src") : a == "MNT" ? dir.Mkdir("mnt") : a);
+  }
+  CommandResult r = RunCommand(argv, kCommandDeadline);
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr(GetParam().message)) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("usage: kmfused SOURCE MOUNTPOINT")) << Describe(r);
+  EXPECT_EQ(MountCountAt(dir.Join("mnt")), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cli, UsageErrorTest,
+    ::testing::Values(
+        UsageCase{{}, "expected SOURCE and MOUNTPOINT, got 0 argument(s)"},
+        UsageCase{{"SRC"}, "expected SOURCE and MOUNTPOINT, got 1 argument(s)"},
+        UsageCase{{"SRC", "MNT", "--bogus"}, "unknown flag '--bogus'"},
+        UsageCase{{"SRC", "MNT", "-o", "transport=bogus"}, "option transport=bogus: expected auto"},
+        UsageCase{{"SRC", "MNT", "-o", "max_write=1"}, "option max_write=1: expected a number from 4096"},
+        UsageCase{{"SRC", "MNT", "-o", "no_such_option"}, "unknown option 'no_such_option'"},
+        UsageCase{{"SRC", "MNT", "-o"}, "-o needs an option list"}));
+
+// ---------------------------------------------------------------------------
+// Refused starts: exit 1, a clear message, no mount left behind.
+
+class RefusedStartTest : public ::testing::Test {
+ protected:
+  void TearDown() override { ForceUnmount(mnt_); }
+
+  CommandResult Run(std::vector<std::string> args) {
+    std::vector<std::string> argv = {KmfusedPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("-f");
+    return RunCommand(argv, kCommandDeadline);
+  }
+
+  TempDir dir_{"refused"};
+  std::string src_ = dir_.Mkdir("src");
+  std::string mnt_ = dir_.Mkdir("mnt");
+};
+
+TEST_F(RefusedStartTest, MissingSource) {
+  CommandResult r = Run({dir_.Join("nosuchsrc"), mnt_});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr(dir_.Join("nosuchsrc"))) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("No such file or directory")) << Describe(r);
+  EXPECT_EQ(MountCountAt(mnt_), 0);
+}
+
+TEST_F(RefusedStartTest, MissingMountpoint) {
+  CommandResult r = Run({src_, dir_.Join("nosuchmnt")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("mountpoint " + dir_.Join("nosuchmnt") + " does not exist")) << Describe(r);
+  EXPECT_EQ(MountCountAt(dir_.Join("nosuchmnt")), 0);
+}
+
+TEST_F(RefusedStartTest, MountpointNotADirectory) {
+  ASSERT_TRUE(PutFile(dir_.Join("file"), "x"));
+  CommandResult r = Run({src_, dir_.Join("file")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("is not a directory")) << Describe(r);
+  EXPECT_EQ(MountCountAt(dir_.Join("file")), 0);
+}
+
+TEST_F(RefusedStartTest, MountpointNotEmpty) {
+  ASSERT_TRUE(PutFile(mnt_ + "/occupant", "x"));
+  CommandResult r = Run({src_, mnt_});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("is not empty")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("nonempty")) << Describe(r);
+  EXPECT_EQ(MountCountAt(mnt_), 0);
+}
+
+TEST_F(RefusedStartTest, ForcedKmbufIsRefusedWithTheReason) {
+  CommandResult r = Run({src_, mnt_, "-o", "transport=kmbuf"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("transport kmbuf is not available: ")) << Describe(r);
+  if (UringEnabled()) EXPECT_THAT(r.err, HasSubstr("EINVAL")) << Describe(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("serving"))) << Describe(r);
+  EXPECT_EQ(MountCountAt(mnt_), 0);
+}
+
+// bufpool can only be refused after INIT (the kernel's INIT flags say it is
+// absent), i.e. after the mount exists: it must be taken down again.
+TEST_F(RefusedStartTest, ForcedBufpoolIsRefusedWithTheReasonAndNoMountLeft) {
+  CommandResult r = Run({src_, mnt_, "-o", "transport=bufpool"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("transport bufpool is not available: ")) << Describe(r);
+  if (UringEnabled()) EXPECT_THAT(r.err, HasSubstr("FUSE_HAS_IO_URING_BUFPOOL")) << Describe(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("serving"))) << Describe(r);
+  EXPECT_EQ(MountCountAt(mnt_), 0);
+  // The directory is usable again at once.
+  ASSERT_TRUE(PutFile(mnt_ + "/after", "x"));
+  EXPECT_EQ(unlink((mnt_ + "/after").c_str()), 0);
+}
+
+// ---------------------------------------------------------------------------
+// --probe
+
+TEST(ProbeTest, ReportsWhatThisKernelSupports) {
+  CommandResult r = RunCommand({KmfusedPath(), "--probe"}, kCommandDeadline);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr("opcode READ_MULTISHOT (49): supported\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("opcode URING_CMD (46): supported\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("kmbuf ring (IOU_PBUF_RING_KERNEL_MANAGED): not supported (EINVAL)\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("transport kmbuf: unavailable (")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("transport read: available\n")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("transport ring-read: available\n")) << r.out;
+  if (UringEnabled()) {
+    EXPECT_THAT(r.out, HasSubstr("fuse enable_uring parameter: on\n")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("FUSE-over-io_uring (INIT FUSE_OVER_IO_URING): available\n")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("FUSE io-uring buffer pools (INIT FUSE_HAS_IO_URING_BUFPOOL): absent")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("transport bufpool: unavailable (")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("transport uring: available\n")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("auto: transport uring (skipped kmbuf: ")) << r.out;
+  } else {
+    EXPECT_THAT(r.out, HasSubstr("transport uring: unavailable (")) << r.out;
+  }
+  // The probe's scratch mount is gone.
+  EXPECT_THAT(ReadSmallFile("/proc/self/mountinfo"), Not(HasSubstr("kmfused-probe")));
+}
+
+// ---------------------------------------------------------------------------
+// Background daemons (no -f, and fstab-style through mount.fuse3). This
+// process becomes a child subreaper so the backgrounded daemon is adopted
+// and its exit status can be checked.
+
+class BackgroundTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BecomeSubreaper();
+    ASSERT_TRUE(PutFile(src_ + "/hello", "hello from the source\n"));
+  }
+  void TearDown() override {
+    for (pid_t pid : PidsWithArg(mnt_)) kill(pid, SIGKILL);
+    ForceUnmount(mnt_);
+    for (pid_t pid : PidsWithArg(mnt_)) (void)WaitForProcessExit(pid, absl::Seconds(5));
+  }
+
+  // The live mount is used right after the start command returned, then
+  // unmounted with umount(8); the daemon must exit 0.
+  void CheckLiveThenUnmount(const CommandResult& r, const std::string& transport) {
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    // Returned only once live: no waiting, no retry.
+    EXPECT_EQ(ReadThrough(mnt_ + "/hello"), "hello from the source\n");
+    struct stat st;
+    EXPECT_EQ(stat((mnt_ + "/hello").c_str(), &st), 0) << strerror(errno);
+    EXPECT_EQ(MountTypeAt(mnt_), "fuse.kmfused");
+    EXPECT_THAT(r.err, HasSubstr("transport " + transport)) << Describe(r);
+    std::vector<pid_t> pids = PidsWithArg(mnt_);
+    ASSERT_EQ(pids.size(), 1u) << "the daemon keeps running in the background";
+    // Still serving a little later.
+    absl::SleepFor(absl::Milliseconds(200));
+    EXPECT_EQ(ReadThrough(mnt_ + "/hello"), "hello from the source\n");
+    ASSERT_TRUE(PutFile(mnt_ + "/written", "w"));
+    EXPECT_EQ(ReadThrough(src_ + "/written"), "w");
+
+    CommandResult u = RunCommand({"umount", mnt_}, kCommandDeadline);
+    EXPECT_EQ(u.exit_code, 0) << Describe(u);
+    absl::StatusOr<int> rc = WaitForProcessExit(pids[0], absl::Seconds(10));
+    ASSERT_TRUE(rc.ok()) << rc.status();
+    EXPECT_EQ(*rc, 0);
+    EXPECT_EQ(MountCountAt(mnt_), 0);
+  }
+
+  TempDir dir_{"bg"};
+  std::string src_ = dir_.Mkdir("src");
+  std::string mnt_ = dir_.Mkdir("mnt");
+};
+
+TEST_F(BackgroundTest, WithoutForegroundReturnsOnlyWhenLive) {
+  for (const char* t : {"read", "ring-read"}) {
+    SCOPED_TRACE(t);
+    CommandResult r = RunCommand({KmfusedPath(), src_, mnt_, "-o", absl::StrCat("transport=", t)},
+                                 kCommandDeadline);
+    ASSERT_NO_FATAL_FAILURE(CheckLiveThenUnmount(r, t));
+  }
+}
+
+TEST_F(BackgroundTest, WithoutForegroundFailureIsReportedByTheCommand) {
+  ASSERT_TRUE(PutFile(mnt_ + "/occupant", "x"));
+  CommandResult r = RunCommand({KmfusedPath(), src_, mnt_}, kCommandDeadline);
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("is not empty")) << Describe(r);
+  EXPECT_TRUE(PidsWithArg(mnt_).empty());
+  EXPECT_EQ(MountCountAt(mnt_), 0);
+}
+
+bool HaveMountFuse3() { return access("/sbin/mount.fuse3", X_OK) == 0 || access("/usr/sbin/mount.fuse3", X_OK) == 0; }
+
+// fstab line "<kmfused>#SRC MNT fuse transport=read": mount(8) runs
+// mount.fuse, which runs "<kmfused> SRC MNT -o ..." through /bin/sh.
+TEST_F(BackgroundTest, FstabStyleThroughMountFuse3) {
+  if (!HaveMountFuse3()) GTEST_SKIP() << "mount.fuse3 is missing (install fuse3)";
+  CommandResult r = RunCommand({"mount.fuse3", KmfusedPath() + "#" + src_, mnt_, "-o", "transport=read"},
+                               kCommandDeadline, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin"});
+  ASSERT_NO_FATAL_FAILURE(CheckLiveThenUnmount(r, "read"));
+}
+
+TEST_F(BackgroundTest, FstabStyleThroughMountTypeFuse) {
+  if (!HaveMountFuse3()) GTEST_SKIP() << "mount.fuse3 is missing (install fuse3)";
+  CommandResult r = RunCommand({"mount", "-t", "fuse", KmfusedPath() + "#" + src_, mnt_, "-o",
+                                "transport=ring-read"},
+                               kCommandDeadline, {"PATH=/usr/sbin:/sbin:/usr/bin:/bin"});
+  ASSERT_NO_FATAL_FAILURE(CheckLiveThenUnmount(r, "ring-read"));
+}
+
+// "mount.fuse3 SRC MNT -t kmfused" finds the daemon through PATH (mount(8)
+// itself resets PATH for its helpers, so -t fuse.kmfused only works with
+// kmfused installed in a system directory).
+TEST_F(BackgroundTest, MountFuse3WithSubtypeFindsDaemonInPath) {
+  if (!HaveMountFuse3()) GTEST_SKIP() << "mount.fuse3 is missing (install fuse3)";
+  std::string bindir = dir_.Mkdir("bin");
+  ASSERT_EQ(symlink(KmfusedPath().c_str(), (bindir + "/kmfused").c_str()), 0) << strerror(errno);
+  std::string transport = UringEnabled() ? "uring" : "read";
+  CommandResult r = RunCommand({"mount.fuse3", src_, mnt_, "-t", "kmfused", "-o", "transport=" + transport},
+                               kCommandDeadline, {"PATH=" + bindir + ":/usr/sbin:/sbin:/usr/bin:/bin"});
+  ASSERT_NO_FATAL_FAILURE(CheckLiveThenUnmount(r, transport));
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown, per transport.
+
+class ShutdownTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "uring" && !UringEnabled()) {
+      GTEST_SKIP() << "enable_uring is off (/sys/module/fuse/parameters/enable_uring); "
+                      "run tools/setup to test the uring transport";
+    }
+  }
+
+  std::unique_ptr<DaemonProcess> Start() {
+    DaemonProcess::Config c;
+    c.source = src_;
+    c.mountpoint = mnt_;
+    c.args = {"-o", "transport=" + GetParam()};
+    c.watchdog = absl::Seconds(40);
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(c);
+    EXPECT_TRUE(d.ok()) << d.status();
+    if (!d.ok()) return nullptr;
+    EXPECT_EQ((*d)->transport(), GetParam());
+    return std::move(*d);
+  }
+
+  // Signal while a writer thread keeps writing through the mount.
+  void SignalDuringIo(int sig) {
+    std::unique_ptr<DaemonProcess> d = Start();
+    ASSERT_NE(d, nullptr);
+    struct Writer {
+      std::atomic<bool> stop{false};
+      std::atomic<uint64_t> bytes{0};
+      std::atomic<int> last_errno{0};
+    };
+    auto w = std::make_shared<Writer>();
+    std::string path = mnt_ + "/busy";
+    std::thread writer([w, path] {
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        w->last_errno = errno;
+        return;
+      }
+      std::string block(64 << 10, 'b');
+      off_t off = 0;
+      while (!w->stop) {
+        ssize_t n = pwrite(fd, block.data(), block.size(), off);
+        if (n < 0) {
+          w->last_errno = errno;
+          break;
+        }
+        w->bytes += static_cast<uint64_t>(n);
+        off = (off + n) % (16 << 20);
+        if ((off & ((1 << 20) - 1)) == 0) fsync(fd);
+      }
+      close(fd);
+    });
+    // Let it get going.
+    absl::Time until = absl::Now() + absl::Seconds(5);
+    while (w->bytes < (4u << 20) && w->last_errno == 0 && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_GE(w->bytes.load(), 4u << 20) << "writer errno " << w->last_errno;
+    absl::Time t0 = absl::Now();
+    absl::StatusOr<int> rc = d->Stop(sig, absl::Seconds(10));
+    ASSERT_TRUE(rc.ok()) << rc.status();
+    EXPECT_EQ(*rc, 0) << d->Stderr();
+    EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+    EXPECT_EQ(MountCountAt(d->mountpoint()), 0);
+    EXPECT_THAT(d->Stderr(), HasSubstr(absl::StrCat(strsignal(sig), ": unmounting")));
+    w->stop = true;
+    // The connection is gone, so the writer cannot stay blocked; bound it
+    // anyway.
+    bool joined = RunWithTimeout([&writer] { writer.join(); }, absl::Seconds(10));
+    EXPECT_TRUE(joined) << "writer still blocked after the daemon exited";
+    if (!joined) writer.detach();
+  }
+
+  // External unmount by a command; the daemon must notice and exit 0.
+  void ExternalUnmount(const std::vector<std::string>& argv) {
+    std::unique_ptr<DaemonProcess> d = Start();
+    ASSERT_NE(d, nullptr);
+    ASSERT_TRUE(PutFile(mnt_ + "/f", "data"));
+    EXPECT_EQ(ReadThrough(mnt_ + "/f"), "data");
+    CommandResult u = RunCommand(argv, kCommandDeadline);
+    EXPECT_EQ(u.exit_code, 0) << Describe(u);
+    absl::StatusOr<int> rc = d->WaitExit(absl::Seconds(10));
+    ASSERT_TRUE(rc.ok()) << rc.status();
+    EXPECT_EQ(*rc, 0) << d->Stderr();
+    EXPECT_EQ(MountCountAt(d->mountpoint()), 0);
+  }
+
+  TempDir dir_{"shutdown"};
+  std::string src_ = dir_.Mkdir("src");
+  std::string mnt_ = dir_.Mkdir("mnt");
+};
+
+TEST_P(ShutdownTest, SigtermDuringIo) { SignalDuringIo(SIGTERM); }
+TEST_P(ShutdownTest, SigintDuringIo) { SignalDuringIo(SIGINT); }
+TEST_P(ShutdownTest, ExternalUmount) { ExternalUnmount({"umount", mnt_}); }
+TEST_P(ShutdownTest, FusermountUnmount) {
+  if (access("/usr/bin/fusermount3", X_OK) != 0 && access("/bin/fusermount3", X_OK) != 0) {
+    GTEST_SKIP() << "fusermount3 is missing (install fuse3)";
+  }
+  ExternalUnmount({"fusermount3", "-u", mnt_});
+}
+
+TEST_P(ShutdownTest, TenMountUnmountCycles) {
+  for (int i = 0; i < 10; i++) {
+    SCOPED_TRACE(absl::StrCat("cycle ", i));
+    std::string name = absl::StrCat("cycle-", i);
+    ASSERT_TRUE(PutFile(src_ + "/" + name, name));
+    std::unique_ptr<DaemonProcess> d = Start();
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(ReadThrough(mnt_ + "/" + name), name);
+    // Alternate the ways a mount ends.
+    absl::StatusOr<int> rc;
+    if (i % 2 == 0) {
+      rc = d->Stop(SIGTERM);
+    } else {
+      CommandResult u = RunCommand({"umount", mnt_}, kCommandDeadline);
+      EXPECT_EQ(u.exit_code, 0) << Describe(u);
+      rc = d->WaitExit();
+    }
+    ASSERT_TRUE(rc.ok()) << rc.status();
+    EXPECT_EQ(*rc, 0) << d->Stderr();
+    EXPECT_EQ(MountCountAt(d->mountpoint()), 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ShutdownTest, ::testing::Values("read", "ring-read", "uring"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string n = info.param;
+                           for (char& c : n) {
+                             if (c == '-') c = '_';
+                           }
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace kmfuse::itest

@@ -1,0 +1,188 @@
+// Helpers for tests that run the real kmfused binary against the kernel
+// (testonly).
+//
+// TempDir        a directory under $TEST_TMPDIR (or /tmp) whose name contains
+//                "kmfuse" (tools/clean-mounts finds leftovers by that name).
+//                The destructor first detaches every mount below it, then
+//                removes it recursively without following symlinks.
+// DaemonProcess  kmfused as a CHILD process (never in the test's process, so
+//                a test blocked on the mount is released when the daemon
+//                dies). Start() waits until the mount is live and the daemon
+//                printed its "serving" line, or the child exited (then the
+//                error carries its stderr). A watchdog thread bounds the whole
+//                life of the mount: when its deadline passes it SIGKILLs the
+//                daemon, aborts the FUSE connection through fusectl and
+//                detaches the mount, which unblocks any file operation the
+//                test has in flight (they fail with ENOTCONN). The destructor
+//                does the same teardown unconditionally and reaps the child.
+// RunWithTimeout runs a function on a helper thread with a deadline.
+// RunCommand     runs a command with a deadline, capturing stdout/stderr.
+//
+// Threading: DaemonProcess methods are called from the test thread; only the
+// watchdog runs on its own thread, synchronised by an internal mutex.
+#ifndef KMFUSE_TESTS_TESTING_DAEMON_PROCESS_H_
+#define KMFUSE_TESTS_TESTING_DAEMON_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace kmfuse::itest {
+
+class TempDir {
+ public:
+  // Creates <$TEST_TMPDIR or /tmp>/kmfuse-<tag>-XXXXXX; aborts on failure.
+  explicit TempDir(const std::string& tag = "itest");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string Join(const std::string& rel) const;
+  // Creates the subdirectory rel (mode 0755) and returns its path.
+  std::string Mkdir(const std::string& rel) const;
+
+ private:
+  std::string path_;
+};
+
+// Path of the kmfused binary in the test's runfiles
+// ($TEST_SRCDIR/kmfuse/daemon/kmfused).
+std::string KmfusedPath();
+
+// /sys/module/fuse/parameters/enable_uring reads Y (or 1).
+bool UringEnabled();
+
+// Runs fn on a helper thread; true if it returned within deadline. On
+// timeout the thread is detached and stays blocked until whatever blocks it
+// (normally a FUSE mount) is torn down, so fn must own everything it touches
+// (capture by value / shared_ptr), never the caller's stack.
+bool RunWithTimeout(std::function<void()> fn, absl::Duration deadline);
+
+struct CommandResult {
+  bool timed_out = false;  // killed (SIGKILL) at the deadline
+  int exit_code = -1;      // exit status, or 128 + signal
+  std::string out;
+  std::string err;
+};
+// Runs argv (argv[0] searched in PATH) with stdin from /dev/null and extra
+// environment entries "K=V". Never blocks past the deadline: the child is
+// SIGKILLed then. Descendants that keep the output pipes open (a daemon that
+// forked into the background) do not delay the return once the child exited.
+CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration deadline,
+                         const std::vector<std::string>& env = {});
+
+// Mount helpers reading /proc/self/mountinfo only (stat() on a FUSE mount
+// can block).
+// The fusectl connection number of the topmost FUSE mount at path, 0 if none.
+unsigned FuseConnectionAt(const std::string& path);
+// Number of mounts (any type) whose mount point is path.
+int MountCountAt(const std::string& path);
+// The filesystem type of the topmost mount at path ("fuse.kmfused"), "" if none.
+std::string MountTypeAt(const std::string& path);
+// Aborts every FUSE connection mounted at path and detaches every mount
+// there (umount2 MNT_DETACH). Safe on a path with nothing mounted.
+void ForceUnmount(const std::string& path);
+// Pids of processes (other than this one) whose command line contains arg
+// as one of its arguments.
+std::vector<pid_t> PidsWithArg(const std::string& arg);
+
+// Waits until process pid (not necessarily a child) exits. A child of this
+// process (also an orphan adopted because this process is a child subreaper,
+// see BecomeSubreaper) is reaped and its exit code returned; for other
+// processes the code is unknown and reported as 0 once /proc/PID is gone or
+// a zombie. DeadlineExceeded if it still runs at the deadline.
+absl::StatusOr<int> WaitForProcessExit(pid_t pid, absl::Duration deadline);
+// Makes this process adopt orphaned descendants (PR_SET_CHILD_SUBREAPER), so
+// a daemon that forked into the background stays waitable by the test.
+void BecomeSubreaper();
+
+class DaemonProcess {
+ public:
+  struct Config {
+    std::string source;
+    std::string mountpoint;
+    // Extra arguments, e.g. {"-o", "transport=read"}; -f is always added.
+    std::vector<std::string> args;
+    absl::Duration start_deadline = absl::Seconds(15);
+    // The watchdog tears the mount down this long after Start().
+    absl::Duration watchdog = absl::Seconds(90);
+  };
+
+  // Starts the daemon and waits until it serves the mount.
+  static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(Config config);
+  ~DaemonProcess();
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // The mountpoint as the kernel reports it (realpath of the one asked).
+  const std::string& mountpoint() const { return mountpoint_; }
+  // "uring" from "kmfused: serving SRC at MNT: transport uring (skipped ...)".
+  const std::string& transport() const { return transport_; }
+  // The whole serving line.
+  const std::string& serving_line() const { return serving_line_; }
+  // Everything the daemon wrote to stderr so far.
+  std::string Stderr() const;
+  // The fusectl connection number of the mount (0 once it is gone).
+  unsigned connection() const { return FuseConnectionAt(mountpoint_); }
+  bool mounted() const { return FuseConnectionAt(mountpoint_) != 0; }
+
+  // Sends sig and waits for the exit. Returns the exit code (128 + signal if
+  // killed by one); DeadlineExceeded (after SIGKILL + abort + detach) if it
+  // did not exit in time.
+  absl::StatusOr<int> Stop(int sig, absl::Duration deadline = absl::Seconds(10));
+  // Waits for the daemon to exit on its own (after an external unmount).
+  absl::StatusOr<int> WaitExit(absl::Duration deadline = absl::Seconds(10));
+  // Moves the watchdog's deadline to now + d.
+  void RearmWatchdog(absl::Duration d);
+  // True once the watchdog had to tear the mount down.
+  bool watchdog_fired() const;
+
+ private:
+  DaemonProcess() = default;
+  // Reaps the child if it exited; true if it has been reaped.
+  bool ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KillAndDetach();
+  void WatchdogLoop();
+  static bool WatchdogWake(DaemonProcess* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_);
+
+  std::string mountpoint_;
+  std::string stderr_path_;
+  std::string transport_;
+  std::string serving_line_;
+  pid_t pid_ = -1;
+  std::unique_ptr<TempDir> logdir_;
+
+  mutable absl::Mutex mu_;
+  bool reaped_ ABSL_GUARDED_BY(mu_) = false;
+  int status_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  bool fired_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time watchdog_deadline_ ABSL_GUARDED_BY(mu_);
+  uint64_t watchdog_generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by RearmWatchdog
+  uint64_t watchdog_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread watchdog_;
+};
+
+// Exit code from a waitpid status: the exit status, or 128 + signal.
+int ExitCodeOf(int wait_status);
+
+// Reads a whole (small) file; "" if it cannot be read.
+std::string ReadSmallFile(const std::string& path);
+
+}  // namespace kmfuse::itest
+
+#endif  // KMFUSE_TESTS_TESTING_DAEMON_PROCESS_H_
