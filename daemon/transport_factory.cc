@@ -65,6 +65,17 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const std::string& name
   if (name == "uring") {
     return MakeUringFamilyTransport(name, env, MakePerEntryPolicy, RealRingFactory());
   }
+  // Both are refused before the mount on every released kernel (select.cc:
+  // the kmbuf probe gets EINVAL, INIT lacks FUSE_HAS_IO_URING_BUFPOOL); they
+  // are exercised against tests/kernel_model.
+  if (name == "kmbuf") {
+    return MakeUringFamilyTransport(name, env, [] { return MakeKmbufPolicy(); },
+                                    RealRingFactory());
+  }
+  if (name == "bufpool") {
+    return MakeUringFamilyTransport(name, env, [] { return MakeBufpoolPolicy(); },
+                                    RealRingFactory());
+  }
   return absl::UnimplementedError(absl::StrCat("transport ", name, " is not built into this binary"));
 }
 

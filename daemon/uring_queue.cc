@@ -36,13 +36,14 @@ class PerEntryPolicy final : public PayloadPolicy {
   }
   const char* name() const override { return "per-entry"; }
 
-  absl::Status Setup(uring::IoRing&, uint16_t qid, unsigned entries,
-                     size_t payload_size) override {
+  absl::Status Setup(uring::IoRing&, const PolicySetup& s) override {
+    const uint16_t qid = s.qid;
+    const unsigned entries = s.entries;
     qid_ = qid;
     entries_ = entries;
-    payload_ = payload_size;
+    payload_ = s.payload_size;
     headers_bytes_ = (entries * sizeof(fuse_uring_req_header) + 4095) & ~size_t{4095};
-    bytes_ = headers_bytes_ + entries * payload_size;
+    bytes_ = headers_bytes_ + entries * payload_;
     void* m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
       mem_ = nullptr;
@@ -300,7 +301,12 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
     return ring.status();
   }
   ring_ = std::move(*ring);
-  if (absl::Status s = policy_->Setup(*ring_, cfg_.qid, cfg_.entries, cfg_.payload_size); !s.ok()) {
+  PolicySetup setup;
+  setup.qid = cfg_.qid;
+  setup.entries = cfg_.entries;
+  setup.payload_size = cfg_.payload_size;
+  setup.fuse_fd = cfg_.fuse_fd;
+  if (absl::Status s = policy_->Setup(*ring_, setup); !s.ok()) {
     if (registered) registered->fetch_add(1);
     return s;
   }

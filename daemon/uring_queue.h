@@ -84,15 +84,33 @@ class UringEntry final : public ReplySink {
   std::atomic<State> state_{State::kNew};
 };
 
+// What a policy's Setup gets to know about its queue.
+struct PolicySetup {
+  uint16_t qid = 0;
+  unsigned entries = 0;     // UringEntry objects (in-flight URING_CMDs) of the queue
+  size_t payload_size = 0;  // bytes one request/reply payload may need (page multiple)
+  int fuse_fd = -1;         // the connection's /dev/fuse fd (URING_CMD target)
+};
+
 // How payload buffers are provided, registered and found.
+//
+// Contract: one policy object per queue, used only from that queue's thread
+// (OnDelivered, Prep*) except the const accessors. It owns every buffer,
+// registration and buffer ring it creates and releases them in its
+// destructor, which runs BEFORE the ring is destroyed (UringQueue's
+// destructor order). The kernel, not the policy, recycles kernel-selected
+// buffers: no policy has a recycle operation.
 class PayloadPolicy {
  public:
   virtual ~PayloadPolicy() = default;
   virtual const char* name() const = 0;
-  // On the queue thread, after the ring exists and before any REGISTER.
-  // Allocates and registers buffers for `entries` entries of payload_size.
-  virtual absl::Status Setup(uring::IoRing& ring, uint16_t qid, unsigned entries,
-                             size_t payload_size) = 0;
+  // On the queue thread, after the ring exists and before any REGISTER or
+  // other SQE was queued on it. Allocates and registers buffers. It may
+  // submit commands of its own (e.g. ADD_QUEUE) and wait for their
+  // completions: the ring holds nothing else yet, and it must leave no SQE
+  // queued and no completion unreaped. Errors are control-plane Statuses
+  // naming the queue and the kernel's errno.
+  virtual absl::Status Setup(uring::IoRing& ring, const PolicySetup& setup) = 0;
   // Headers for entry i (288 bytes each, stable for the queue's life).
   virtual abi::fuse_uring_req_header* Header(unsigned i) = 0;
   // Fills a REGISTER SQE for e (the command area, iovecs, buf_index...).
@@ -113,8 +131,41 @@ using PolicyFactory = std::function<std::unique_ptr<PayloadPolicy>()>;
 using RingFactory =
     std::function<absl::StatusOr<std::unique_ptr<uring::IoRing>>(uint16_t qid, unsigned entries)>;
 
-// Per-entry payload buffers (mainline 6.14+ `uring`).
+// Per-entry payload buffers (mainline 6.14+ `uring`): REGISTER passes
+// iovec[2] = {header, payload}; the payload never moves.
 std::unique_ptr<PayloadPolicy> MakePerEntryPolicy();
+
+// Kernel-managed buffer ring (`kmbuf`, the proposed series; docs section 4).
+// Per queue: one IOU_PBUF_RING_KERNEL_MANAGED ring at bgid 0 with buf_size =
+// payload_size and ring_entries = the smallest power of two >= entries (or
+// options.ring_entries); headers in ONE registered buffer
+// (IORING_REGISTER_BUFFERS), entry i's 288-byte header at offset i * 288.
+// REGISTER carries FUSE_URING_BUF_RING, IORING_URING_CMD_FIXED,
+// buf_index = entry index and no iovec. On delivery, IORING_CQE_F_BUFFER
+// names the bid the request (and its reply) lives in; without the flag the
+// entry keeps the buffer it had. The daemon never recycles: the kernel takes
+// the buffer back after the commit. Setup fails with Unimplemented on every
+// released kernel (the ring registration returns EINVAL).
+struct KmbufOptions {
+  unsigned ring_entries = 0;  // 0: smallest power of two >= entries
+};
+std::unique_ptr<PayloadPolicy> MakeKmbufPolicy();
+std::unique_ptr<PayloadPolicy> MakeKmbufPolicy(const KmbufOptions& options);
+
+// FUSE io-uring buffer pools (`bufpool`, protocol 7.46; docs section 5).
+// Setup submits ADD_QUEUE then ADD_BUFPOOL ({uaddr, len} of one contiguous
+// region of `bufs` buffers of payload_size) and waits for both; with
+// `registered` the region is first registered as fixed buffer 0 and every
+// later SQE of the queue carries IORING_URING_CMD_FIXED with buf_index 0.
+// REGISTER passes iovec[2] = {header, {NULL, 0}}. On delivery the payload is
+// pool + ring_ent_in_out.offset (checked: a multiple of payload_size inside
+// the pool, else the request is failed with EIO). The kernel recycles.
+struct BufpoolOptions {
+  unsigned bufs = 0;        // 0: one buffer per entry
+  bool registered = false;  // register the pool as a fixed buffer
+};
+std::unique_ptr<PayloadPolicy> MakeBufpoolPolicy();
+std::unique_ptr<PayloadPolicy> MakeBufpoolPolicy(const BufpoolOptions& options);
 
 // Builds the SQE for a FUSE uring command with the 6.14 24-byte command.
 void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t flags,

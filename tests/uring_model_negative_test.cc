@@ -1,0 +1,493 @@
+// Negative tests on the kernel model: every malformed command gets the
+// documented errno, policies turn registration failures into clear daemon
+// Statuses, and the model catches daemon bugs (violations) while UringEntry
+// aborts on commits outside kDaemon.
+#include <errno.h>
+#include <fcntl.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/kernel_model/kernel_model.h"
+#include "tests/model_harness.h"
+#include "tests/uring_raw.h"
+#include "uring/buffer_ring.h"
+#include "uring/uapi.h"
+
+namespace kmfuse::testing {
+namespace {
+
+using namespace kmfuse::abi;  // NOLINT
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+model::ModelOptions Opts(model::Mode mode) {
+  model::ModelOptions o;
+  o.mode = mode;
+  o.nr_queues = 2;
+  return o;
+}
+
+// Submits one prepared SQE and returns its completion res (1: none).
+int One(uring::IoRing& ring, const std::function<void(io_uring_sqe*)>& prep) {
+  io_uring_sqe* sqe = ring.GetSqe();
+  prep(sqe);
+  sqe->user_data = 77;
+  for (const uring::Completion& c : Collect(ring, 1, absl::Milliseconds(200))) {
+    if (c.user_data == 77) return c.res;
+  }
+  return 1;
+}
+
+TEST(ModelErrno, PerEntryRegistration) {
+  model::KernelModel m(Opts(model::Mode::kPerEntry));
+  const int fd = m.fuse_fd();
+  RawEntry e(m.max_payload());
+  {
+    auto small = m.NewRing(4, /*sqe128=*/false);
+    EXPECT_EQ(One(*small, [&](io_uring_sqe* s) { PrepRegister(*small, s, fd, 0, e, 0); }), -EINVAL);
+  }
+  auto ring = m.NewRing(16);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepCmd(*ring, s, fd, 99, 0, 0, 0); }), -EINVAL);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, e, 0);
+              s->len = 1;
+            }),
+            -EINVAL);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, e, 0);
+              s->addr = 0;
+            }),
+            -EFAULT);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, e, 0);
+              e.iov[0].iov_len = 100;
+            }),
+            -EINVAL);
+  RawEntry tiny(4096);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd, 0, tiny, 0); }), -EINVAL);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd, 2, e, 0); }), -EINVAL);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd + 1, 0, e, 0); }),
+            -EOPNOTSUPP);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, 42, 0);
+            }),
+            -ENOTCONN);  // no queue yet
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_ADD_QUEUE, 0, 0, 0);
+            }),
+            -EINVAL);  // 6.14-6.18 know no buffer pools
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 5, 42, 0);
+            }),
+            -EINVAL);  // qid out of range
+  m.Abort();
+}
+
+TEST(ModelErrno, RegisterBeforeInitIsEagain) {
+  model::ModelOptions o = Opts(model::Mode::kPerEntry);
+  o.init_done = false;
+  model::KernelModel m(o);
+  auto ring = m.NewRing(16);
+  RawEntry e(m.max_payload());
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, m.fuse_fd(), 0, e, 0); }),
+            -EAGAIN);
+}
+
+TEST(ModelErrno, Bufpool) {
+  model::KernelModel m(Opts(model::Mode::kBufpool));
+  const int fd = m.fuse_fd();
+  auto ring = m.NewRing(16);
+  std::vector<char> pool(m.max_payload() * 2);
+  auto add_pool = [&](uint16_t qid, bool fixed, uint16_t index) {
+    return One(*ring, [&](io_uring_sqe* s) {
+      fuse_uring_cmd_req_v46 c{};
+      c.qid = qid;
+      c.bufpool.uaddr = reinterpret_cast<uint64_t>(pool.data());
+      c.bufpool.len = static_cast<uint32_t>(pool.size());
+      bool ok = uring::PrepUringCmd(s, true, fd, FUSE_IO_URING_CMD_ADD_BUFPOOL, &c, sizeof(c), 0);
+      (void)ok;
+      if (fixed) {
+        s->uring_cmd_flags |= uring::kUringCmdFixed;
+        s->buf_index = index;
+      }
+    });
+  };
+  auto add_queue = [&](uint16_t qid, uint64_t flags) {
+    return One(*ring, [&](io_uring_sqe* s) {
+      PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_ADD_QUEUE, qid, 0, 0, flags);
+    });
+  };
+  EXPECT_EQ(add_pool(0, false, 0), -EINVAL);  // before ADD_QUEUE
+  EXPECT_EQ(add_queue(0, FUSE_URING_ZERO_COPY), -EPERM);
+  EXPECT_EQ(add_queue(0, 0), 0);
+  EXPECT_EQ(add_queue(0, 0), -EEXIST);
+  EXPECT_EQ(add_queue(7, 0), -EINVAL);
+  struct iovec reg = {pool.data(), pool.size()};
+  ASSERT_EQ(ring->RegisterRaw(0, &reg, 1), 0);
+  EXPECT_EQ(add_pool(0, true, 3), -EFAULT);  // no such fixed buffer
+  EXPECT_EQ(add_pool(0, true, 0), 0);
+  EXPECT_EQ(add_pool(0, true, 0), -EEXIST);
+  RawEntry e(0);
+  // A registered pool: every SQE of the queue names the same buf_index.
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd, 0, e, 0); }), -EINVAL);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, e, 0);
+              s->uring_cmd_flags |= uring::kUringCmdFixed;
+              s->buf_index = 1;
+            }),
+            -EINVAL);
+  RawEntry with_payload(m.max_payload());
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, with_payload, 0);
+              s->uring_cmd_flags |= uring::kUringCmdFixed;
+            }),
+            -EINVAL);  // pool queues take a {NULL, 0} payload iovec
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, e, 0);
+              s->uring_cmd_flags |= uring::kUringCmdFixed;
+            }),
+            1);  // registered: stays in flight
+  EXPECT_EQ(add_queue(1, 0), 0);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd, 1, e, 0); }), -EINVAL)
+      << "ADD_QUEUE without ADD_BUFPOOL";
+  EXPECT_EQ(add_pool(0, true, 0), -EINVAL);  // after the queue's first REGISTER
+  m.Abort();
+  ring.reset();
+
+  model::ModelOptions admin = Opts(model::Mode::kBufpool);
+  admin.cap_sys_admin = true;
+  model::KernelModel m2(admin);
+  auto ring2 = m2.NewRing(4);
+  EXPECT_EQ(One(*ring2, [&](io_uring_sqe* s) {
+              PrepCmd(*ring2, s, m2.fuse_fd(), FUSE_IO_URING_CMD_ADD_QUEUE, 0, 0, 0,
+                      FUSE_URING_ZERO_COPY);
+            }),
+            0);
+}
+
+TEST(ModelErrno, KmbufRingRegistration) {
+  model::KernelModel m(Opts(model::Mode::kKmbuf));
+  auto ring = m.NewRing(16);
+  auto reg = [&](uint32_t buf_size, uint32_t entries, uint16_t flags, uint64_t resv = 0,
+                 uint16_t bgid = 0) {
+    uring::KmbufReg r{};
+    r.buf_size = buf_size;
+    r.ring_entries = entries;
+    r.bgid = bgid;
+    r.flags = flags;
+    r.resv[1] = resv;
+    return ring->RegisterRaw(uring::kRegisterPbufRing, &r, 1);
+  };
+  const uint16_t km = uring::kPbufRingMmap | uring::kPbufRingKernelManaged;
+  EXPECT_EQ(reg(4096, 4, uring::kPbufRingKernelManaged), -EINVAL);  // MMAP missing
+  EXPECT_EQ(reg(4096, 4, km | uring::kPbufRingInc), -EINVAL);
+  EXPECT_EQ(reg(0, 4, km), -EINVAL);
+  EXPECT_EQ(reg(4097, 4, km), -EINVAL);
+  EXPECT_EQ(reg(4096, 3, km), -EINVAL);
+  EXPECT_EQ(reg(4096, 65536, km), -EINVAL);
+  EXPECT_EQ(reg(4096, 4, km, /*resv=*/1), -EINVAL);
+  EXPECT_EQ(reg(4096, 4, km, 0, /*bgid=*/5), 0);
+  EXPECT_EQ(reg(4096, 4, km, 0, 5), -EEXIST);
+  absl::StatusOr<void*> base = ring->MapRegion(uring::PbufRingOffset(5), 4 * 4096);
+  EXPECT_TRUE(base.ok());
+  EXPECT_FALSE(ring->MapRegion(uring::PbufRingOffset(6), 4096).ok());
+  io_uring_buf_reg un{};
+  un.bgid = 5;
+  EXPECT_EQ(ring->RegisterRaw(uring::kUnregisterPbufRing, &un, 1), 0);  // not pinned
+
+  // Pinned by a FUSE queue: unregister is EBUSY.
+  uring::BufferRingOptions bo;
+  bo.backing = uring::Backing::kKernelManaged;
+  bo.entries = 4;
+  bo.buf_size = static_cast<uint32_t>((m.max_payload() + 4095) & ~size_t{4095});
+  absl::StatusOr<std::unique_ptr<uring::BufferRing>> br = uring::BufferRing::Create(*ring, bo);
+  ASSERT_TRUE(br.ok()) << br.status();
+  std::vector<abi::fuse_uring_req_header> headers(2);
+  struct iovec hv = {headers.data(), headers.size() * sizeof(headers[0])};
+  ASSERT_EQ(ring->RegisterRaw(0, &hv, 1), 0);
+  const int fd = m.fuse_fd();
+  auto kreg = [&](bool fixed, uint16_t index) {
+    return One(*ring, [&](io_uring_sqe* s) {
+      PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_REGISTER, 0, 0, 0, FUSE_URING_BUF_RING);
+      if (fixed) s->uring_cmd_flags |= uring::kUringCmdFixed;
+      s->buf_index = index;
+    });
+  };
+  EXPECT_EQ(kreg(false, 0), -EINVAL);
+  EXPECT_EQ(kreg(true, 2), -EFAULT);  // header 2 is beyond the registered buffer
+  EXPECT_EQ(kreg(true, 0), 1);        // in flight
+  absl::Status un2 = (*br)->Unregister();
+  EXPECT_TRUE(absl::IsFailedPrecondition(un2)) << un2;
+  EXPECT_THAT(std::string(un2.message()), HasSubstr("pinned"));
+  m.Abort();
+  br->reset();
+}
+
+TEST(ModelErrno, KmbufIsEinvalWithoutTheSeries) {
+  model::KernelModel m(Opts(model::Mode::kPerEntry));  // like 6.18
+  auto ring = m.NewRing(4);
+  uring::BufferRingOptions bo;
+  bo.backing = uring::Backing::kKernelManaged;
+  bo.entries = 4;
+  bo.buf_size = 4096;
+  absl::StatusOr<std::unique_ptr<uring::BufferRing>> br = uring::BufferRing::Create(*ring, bo);
+  EXPECT_TRUE(absl::IsUnimplemented(br.status())) << br.status();
+}
+
+// ---- registration failures become clear daemon errors ----------------------
+
+absl::Status RunHarness(model::Mode mode, PolicyFactory policy, size_t payload) {
+  HarnessOptions o;
+  o.model = Opts(mode);
+  o.policy = std::move(policy);
+  o.payload_size = payload;
+  ModelHarness h(o);
+  absl::Status s = h.Start();
+  absl::Status stopped = h.Stop();
+  return s.ok() ? stopped : s;
+}
+
+TEST(DaemonErrors, PerEntryPayloadTooSmall) {
+  absl::Status s = RunHarness(model::Mode::kPerEntry, [] { return MakePerEntryPolicy(); }, 4096);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("REGISTER failed: Invalid argument"));
+}
+
+TEST(DaemonErrors, KmbufBuffersTooSmall) {
+  absl::Status s = RunHarness(model::Mode::kKmbuf, [] { return MakeKmbufPolicy(); }, 4096);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("REGISTER failed: Invalid argument"));
+}
+
+TEST(DaemonErrors, BufpoolTooSmall) {
+  absl::Status s = RunHarness(model::Mode::kBufpool, [] { return MakeBufpoolPolicy(); }, 4096);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("FUSE_IO_URING_CMD_ADD_BUFPOOL"));
+}
+
+TEST(DaemonErrors, KmbufOnAKernelWithoutIt) {
+  absl::Status s = RunHarness(model::Mode::kPerEntry, [] { return MakeKmbufPolicy(); }, 0);
+  EXPECT_TRUE(absl::IsUnimplemented(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("IOU_PBUF_RING_KERNEL_MANAGED"));
+}
+
+TEST(DaemonErrors, BufpoolOnAKernelWithoutIt) {
+  absl::Status s = RunHarness(model::Mode::kPerEntry, [] { return MakeBufpoolPolicy(); }, 0);
+  EXPECT_TRUE(absl::IsUnimplemented(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("Linux 7.3"));
+}
+
+// ---- daemon-bug detection ---------------------------------------------------
+
+// One registered entry per queue, driven by hand.
+struct RawRig {
+  explicit RawRig(model::Mode mode = model::Mode::kPerEntry) : m(Opts(mode)) {
+    ring = m.NewRing(16);
+    for (uint16_t q = 0; q < 2; q++) {
+      e.push_back(std::make_unique<RawEntry>(m.max_payload()));
+      PrepRegister(*ring, ring->GetSqe(), m.fuse_fd(), q, *e[q], q);
+    }
+    ring->Submit();
+  }
+  ~RawRig() {
+    m.Abort();
+    ring.reset();
+  }
+  // Injects a GETATTR on q0 and returns its ticket once delivered.
+  uint64_t Deliver() {
+    fuse_in_header in{};
+    in.opcode = FUSE_GETATTR;
+    in.nodeid = 1;
+    fuse_getattr_in g{};
+    uint64_t t = m.Inject(0, in, std::string(reinterpret_cast<char*>(&g), sizeof(g)), "",
+                          sizeof(fuse_attr_out));
+    std::vector<uring::Completion> c = Collect(*ring, 1, absl::Seconds(2));
+    EXPECT_EQ(c.size(), 1u);
+    return t;
+  }
+  void Commit(uint64_t commit_id) {
+    PrepCmd(*ring, ring->GetSqe(), m.fuse_fd(), FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, commit_id,
+            0);
+  }
+  model::KernelModel m;
+  std::unique_ptr<uring::IoRing> ring;
+  std::vector<std::unique_ptr<RawEntry>> e;
+};
+
+TEST(BugDetection, ReplyBeyondTheBuffer) {
+  RawRig r;
+  uint64_t t = r.Deliver();
+  fuse_attr_out a{};
+  r.e[0]->Reply(t, 0, &a, sizeof(a));
+  fuse_uring_ent_in_out ent = r.e[0]->Ent();
+  ent.payload_sz = static_cast<uint32_t>(r.m.max_payload() + 1);
+  std::memcpy(&r.e[0]->hdr.ring_ent_in_out, &ent, sizeof(ent));
+  r.Commit(t);
+  r.ring->Submit();
+  EXPECT_EQ(r.m.WaitReply(t, absl::Seconds(2))->error, -EINVAL);
+  ASSERT_EQ(r.m.violations().size(), 1u);
+  EXPECT_THAT(r.m.violations()[0], HasSubstr("beyond the selected buffer"));
+}
+
+TEST(BugDetection, StaleAndDoubleCommit) {
+  RawRig r;
+  uint64_t t = r.Deliver();
+  fuse_attr_out a{};
+  r.e[0]->Reply(t, 0, &a, sizeof(a));
+  r.Commit(t);
+  r.Commit(t);  // double commit in the same batch
+  std::vector<uring::Completion> c = Collect(*r.ring, 1, absl::Seconds(2));
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].res, -ENOENT);
+  EXPECT_EQ(r.m.WaitReply(t, absl::Seconds(2))->error, 0);
+  r.Commit(t - 2);  // stale: never delivered / long gone
+  c = Collect(*r.ring, 1, absl::Seconds(2));
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].res, -ENOENT);
+  std::vector<std::string> v = r.m.violations();
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_THAT(v[0], HasSubstr("stale or double commit"));
+}
+
+TEST(BugDetection, BadOutHeader) {
+  RawRig r;
+  uint64_t t = r.Deliver();
+  r.e[0]->Reply(t, -600, nullptr, 0);  // below -ERESTARTSYS
+  r.Commit(t);
+  r.ring->Submit();
+  EXPECT_EQ(r.m.WaitReply(t, absl::Seconds(2))->error, -EINVAL);
+  EXPECT_EQ(r.m.violations().size(), 1u);
+}
+
+TEST(BugDetection, HeaderOrPayloadWrittenAfterCommit) {
+  RawRig r;
+  uint64_t t = r.Deliver();
+  fuse_attr_out a{};
+  r.e[0]->Reply(t, 0, &a, sizeof(a));
+  r.Commit(t);
+  r.ring->Submit();
+  ASSERT_EQ(r.m.WaitReply(t, absl::Seconds(2))->error, 0);
+  EXPECT_THAT(r.m.violations(), IsEmpty());
+  r.e[0]->payload[100] ^= 1;  // the kernel owns it again
+  r.Deliver();
+  ASSERT_EQ(r.m.violations().size(), 1u);
+  EXPECT_THAT(r.m.violations()[0], HasSubstr("written after commit"));
+}
+
+// kmbuf: a buffer the kernel recycled is written by the daemon.
+TEST(BugDetection, KmbufBufferWrittenAfterRecycle) {
+  model::KernelModel m(Opts(model::Mode::kKmbuf));
+  auto ring = m.NewRing(16);
+  std::unique_ptr<PayloadPolicy> p[2] = {MakeKmbufPolicy(), MakeKmbufPolicy()};
+  // Two queues on one ring cannot share bgid 0: a ring per queue.
+  auto ring1 = m.NewRing(16);
+  uring::IoRing* rings[2] = {ring.get(), ring1.get()};
+  std::vector<std::unique_ptr<UringEntry>> entries;
+  for (uint16_t q = 0; q < 2; q++) {
+    PolicySetup s;
+    s.qid = q;
+    s.entries = 1;
+    s.payload_size = (m.max_payload() + 4095) & ~size_t{4095};
+    s.fuse_fd = m.fuse_fd();
+    ASSERT_TRUE(p[q]->Setup(*rings[q], s).ok());
+    entries.push_back(std::make_unique<UringEntry>(nullptr, 0, p[q]->Header(0)));
+    p[q]->PrepRegister(rings[q]->GetSqe(), m.fuse_fd(), *entries[q], 0);
+    rings[q]->Submit();
+  }
+  ASSERT_TRUE(m.ready());
+  fuse_in_header in{};
+  in.opcode = FUSE_GETATTR;
+  in.nodeid = 1;
+  fuse_getattr_in g{};
+  std::string op(reinterpret_cast<char*>(&g), sizeof(g));
+  uint64_t t = m.Inject(0, in, op, "", sizeof(fuse_attr_out));
+  std::vector<uring::Completion> c = Collect(*ring, 1, absl::Seconds(2));
+  ASSERT_EQ(c.size(), 1u);
+  ASSERT_TRUE(uring::BufferRing::HasBuffer(c[0].flags));
+  UringEntry& e = *entries[0];
+  ASSERT_EQ(p[0]->OnDelivered(e, c[0].flags), 0);
+  char* buf = e.payload();
+  ASSERT_NE(buf, nullptr);
+  // Reply by hand (the entry has no queue): out header + payload_sz.
+  fuse_out_header oh{sizeof(fuse_out_header), 0, t};
+  std::memcpy(e.header()->in_out, &oh, sizeof(oh));
+  PrepCmd(*ring, ring->GetSqe(), m.fuse_fd(), FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, t, 0);
+  ring->Submit();
+  ASSERT_EQ(m.WaitReply(t, absl::Seconds(2))->error, 0);
+  EXPECT_EQ(m.FreeBuffers(0), m.TotalBuffers(0));  // recycled by the kernel side
+  buf[7] = 'x';                                    // use after recycle
+  m.VerifyQuiescent();
+  ASSERT_EQ(m.violations().size(), 1u);
+  EXPECT_THAT(m.violations()[0], HasSubstr("after the kernel took it back"));
+  m.Abort();
+  for (auto& pp : p) pp.reset();
+}
+
+// Through UringQueue: a filesystem that keeps writing into the reply buffer
+// after its reply was committed.
+class ScribblingFs : public FileSystem {
+ public:
+  ~ScribblingFs() override {
+    for (auto& t : threads_) t.join();
+  }
+  void Getattr(const RequestContext&, uint64_t, std::optional<uint64_t>, Reply r) override {
+    threads_.emplace_back([r = std::move(r)]() mutable {
+      absl::Span<char> buf = r.Buffer();
+      fuse_attr_out a{};
+      a.attr.ino = 1;
+      a.attr.mode = S_IFDIR | 0755;
+      r.Attr(a);
+      absl::SleepFor(absl::Milliseconds(50));
+      std::memset(buf.data(), 0x5a, 32);  // BUG: the buffer went back with the commit
+    });
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+};
+
+class ScribbleTest : public ::testing::TestWithParam<model::Mode> {};
+
+TEST_P(ScribbleTest, WriteAfterCommitIsCaught) {
+  ScribblingFs fs;
+  HarnessOptions o;
+  o.model = Opts(GetParam());
+  o.policy = GetParam() == model::Mode::kPerEntry   ? PolicyFactory(MakePerEntryPolicy)
+             : GetParam() == model::Mode::kKmbuf    ? PolicyFactory([] { return MakeKmbufPolicy(); })
+                                                    : PolicyFactory([] { return MakeBufpoolPolicy(); });
+  o.fs = &fs;
+  ModelHarness h(o);
+  ASSERT_TRUE(h.Start().ok());
+  fuse_attr_out a{};
+  ASSERT_EQ(h.Getattr(0, FUSE_ROOT_ID, &a), 0);
+  absl::SleepFor(absl::Milliseconds(150));
+  h.model().VerifyQuiescent();
+  EXPECT_THAT(h.model().violations(), Not(IsEmpty()));
+  EXPECT_TRUE(h.Stop().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModes, ScribbleTest,
+                         ::testing::Values(model::Mode::kPerEntry, model::Mode::kKmbuf,
+                                           model::Mode::kBufpool));
+
+// UringEntry's own ownership check: a commit while the kernel owns the entry
+// aborts the daemon with a message.
+TEST(OwnershipDeathTest, CommitOutsideDaemonAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  fuse_uring_req_header hdr{};
+  UringQueueConfig cfg;
+  UringQueue q(cfg, MakePerEntryPolicy(), nullptr);
+  UringEntry e(&q, 3, &hdr);
+  EXPECT_DEATH(e.Commit(0, 0), "queue 0 entry 3: commit while the entry is new");
+  EXPECT_DEATH(e.ArgArea(), "reply buffer used while the entry is new");
+}
+
+}  // namespace
+}  // namespace kmfuse::testing
