@@ -161,6 +161,7 @@ PassthroughFs::PassthroughFs(const PassthroughOptions& opts, int root_read_fd,
                              std::unique_ptr<InodeTable> inodes)
     : opts_(opts), root_read_fd_(root_read_fd), inodes_(std::move(inodes)),
       handles_(std::make_unique<HandleTable>()),
+      backing_(std::make_unique<passthrough_internal::BackingIds>()),
       blocking_(std::make_unique<BlockingCalls>()) {}
 
 PassthroughFs::~PassthroughFs() {
@@ -207,9 +208,9 @@ absl::Status PassthroughFs::Init(ConnectionInfo& conn) {
 
 void PassthroughFs::Destroy() {
   FileSystemHost* host = host_.load();
-  for (auto& h : handles_->TakeAll()) {
-    int32_t id = h->backing_id.exchange(-1);
-    if (id >= 0 && host != nullptr) host->BackingClose(id).IgnoreError();
+  for (auto& h : handles_->TakeAll()) h->backing_id.store(-1);
+  for (int32_t id : backing_->TakeAll()) {
+    if (host != nullptr) host->BackingClose(id).IgnoreError();
   }
   inodes_->Clear();
 }

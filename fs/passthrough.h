@@ -57,6 +57,7 @@ namespace passthrough_internal {
 class InodeTable;
 class InodeRef;
 class HandleTable;
+class BackingIds;
 }  // namespace passthrough_internal
 
 enum class CacheMode {
@@ -205,6 +206,8 @@ class PassthroughFs final : public FileSystem {
   const int root_read_fd_;  // O_RDONLY|O_DIRECTORY on the source: syncfs, mount_fd
   std::unique_ptr<passthrough_internal::InodeTable> inodes_;
   std::unique_ptr<passthrough_internal::HandleTable> handles_;
+  // Passthrough backing ids shared by all handles of an inode.
+  std::unique_ptr<passthrough_internal::BackingIds> backing_;
   // SETLKW / blocking flock run here, never on a queue thread.
   std::unique_ptr<BlockingCalls> blocking_;
   std::atomic<FileSystemHost*> host_{nullptr};

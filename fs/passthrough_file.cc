@@ -115,7 +115,8 @@ int PassthroughFs::MakeFileHandle(int fd, InodeRef inode, int flags, abi::fuse_o
   bool pt = false;
   FileSystemHost* host = host_.load();
   if (passthrough_on_.load() && host != nullptr) {
-    absl::StatusOr<int32_t> id = host->BackingOpen(fd);
+    absl::StatusOr<int32_t> id =
+        backing_->Acquire(h->inode.id(), [&] { return host->BackingOpen(fd); });
     if (id.ok()) {
       h->backing_id.store(*id);
       out->backing_id = *id;
@@ -256,7 +257,7 @@ void PassthroughFs::Release(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   if ((in.release_flags & abi::FUSE_RELEASE_FLOCK_UNLOCK) != 0) flock(h->fd, LOCK_UN);
   int32_t id = h->backing_id.exchange(-1);
   FileSystemHost* host = host_.load();
-  if (id >= 0 && host != nullptr) {
+  if (id >= 0 && backing_->Release(h->inode.id(), &id) && host != nullptr) {
     absl::Status s = host->BackingClose(id);
     if (!s.ok()) {
       fprintf(stderr, "kmfuse passthrough: closing backing id %d: %s\n", id,

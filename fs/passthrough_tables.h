@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
 namespace kmfuse::passthrough_internal {
@@ -169,6 +171,34 @@ class HandleTable {
   std::vector<std::shared_ptr<Handle>> slots_ ABSL_GUARDED_BY(mu_) =
       std::vector<std::shared_ptr<Handle>>(1);  // fh 0 is never used
   std::vector<uint64_t> free_ ABSL_GUARDED_BY(mu_);
+};
+
+// Kernel backing ids (FUSE passthrough), one per inode. The kernel requires
+// every passthrough open of an inode to name the same backing file: a second
+// open answered with a different backing id fails in the caller with EIO. So
+// the first open registers the id, later opens of the inode share it, each
+// handle holds one use, and the release of the last use closes it. Opening a
+// new id happens under the table's mutex, so two racing opens of one inode
+// cannot register two ids. Thread-safe.
+class BackingIds {
+ public:
+  // The inode's backing id, registered with open_id() if the inode has none;
+  // one more use on success.
+  absl::StatusOr<int32_t> Acquire(uint64_t ino,
+                                  const std::function<absl::StatusOr<int32_t>()>& open_id);
+  // Drops one use of the inode's id. True (with *last set to the id) when it
+  // was the last use: the caller closes the id with the kernel.
+  bool Release(uint64_t ino, int32_t* last);
+  // Forgets every id (Destroy) and returns them for closing.
+  std::vector<int32_t> TakeAll();
+
+ private:
+  struct Entry {
+    int32_t id;
+    uint64_t uses;
+  };
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Entry> by_ino_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kmfuse::passthrough_internal
