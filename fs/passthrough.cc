@@ -162,6 +162,7 @@ PassthroughFs::PassthroughFs(const PassthroughOptions& opts, int root_read_fd,
     : opts_(opts), root_read_fd_(root_read_fd), inodes_(std::move(inodes)),
       handles_(std::make_unique<HandleTable>()),
       backing_(std::make_unique<passthrough_internal::BackingIds>()),
+      lock_owners_(std::make_unique<passthrough_internal::LockOwners>()),
       blocking_(std::make_unique<BlockingCalls>()) {}
 
 PassthroughFs::~PassthroughFs() {
@@ -212,6 +213,7 @@ void PassthroughFs::Destroy() {
   for (int32_t id : backing_->TakeAll()) {
     if (host != nullptr) host->BackingClose(id).IgnoreError();
   }
+  lock_owners_->Clear();
   inodes_->Clear();
 }
 

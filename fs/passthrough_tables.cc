@@ -323,4 +323,38 @@ std::vector<int32_t> BackingIds::TakeAll() {
   return ids;
 }
 
+LockOwners::OwnerFd::~OwnerFd() { close(fd); }
+
+std::shared_ptr<LockOwners::OwnerFd> LockOwners::Get(uint64_t ino, uint64_t owner, bool create,
+                                                     const std::function<int()>& open_fd,
+                                                     int* err) {
+  *err = 0;
+  absl::MutexLock l(&mu_);
+  auto it = fds_.find({ino, owner});
+  if (it != fds_.end()) return it->second;
+  if (!create) return nullptr;
+  int fd = open_fd();
+  if (fd < 0) {
+    *err = -fd;
+    return nullptr;
+  }
+  auto o = std::make_shared<OwnerFd>(fd);
+  fds_[{ino, owner}] = o;
+  return o;
+}
+
+void LockOwners::Drop(uint64_t ino, uint64_t owner) {
+  std::shared_ptr<OwnerFd> gone;
+  absl::MutexLock l(&mu_);
+  auto it = fds_.find({ino, owner});
+  if (it == fds_.end()) return;
+  gone = std::move(it->second);
+  fds_.erase(it);
+}
+
+void LockOwners::Clear() {
+  absl::MutexLock l(&mu_);
+  fds_.clear();
+}
+
 }  // namespace kmfuse::passthrough_internal
