@@ -161,6 +161,8 @@ PassthroughFs::PassthroughFs(const PassthroughOptions& opts, int root_read_fd,
                              std::unique_ptr<InodeTable> inodes)
     : opts_(opts), root_read_fd_(root_read_fd), inodes_(std::move(inodes)),
       handles_(std::make_unique<HandleTable>()),
+      backing_(std::make_unique<passthrough_internal::BackingIds>()),
+      lock_owners_(std::make_unique<passthrough_internal::LockOwners>()),
       blocking_(std::make_unique<BlockingCalls>()) {}
 
 PassthroughFs::~PassthroughFs() {
@@ -207,10 +209,11 @@ absl::Status PassthroughFs::Init(ConnectionInfo& conn) {
 
 void PassthroughFs::Destroy() {
   FileSystemHost* host = host_.load();
-  for (auto& h : handles_->TakeAll()) {
-    int32_t id = h->backing_id.exchange(-1);
-    if (id >= 0 && host != nullptr) host->BackingClose(id).IgnoreError();
+  for (auto& h : handles_->TakeAll()) h->backing_id.store(-1);
+  for (int32_t id : backing_->TakeAll()) {
+    if (host != nullptr) host->BackingClose(id).IgnoreError();
   }
+  lock_owners_->Clear();
   inodes_->Clear();
 }
 

@@ -25,10 +25,11 @@
 //   exceeding the budget.
 // - File handles: fh is an index into a handle table holding the real open
 //   fd (plus a pin on its inode). Unknown fh values get EBADF.
-// - Locks: POSIX locks become OFD locks on the handle's fd (per open file,
-//   not per process: two opens by one process conflict, a forked child
-//   sharing one open does not). FUSE_LK_FLOCK requests use flock(2). A
-//   blocking SETLKW occupies the calling queue thread until granted.
+// - Locks: POSIX locks keep POSIX semantics: they are OFD locks on one open
+//   file per (inode, kernel lock_owner), so two opens by one process share
+//   them and FLUSH (every close) releases the owner's locks. FUSE_LK_FLOCK
+//   requests use flock(2) on the handle's fd. A blocking SETLKW or flock
+//   waits on a BlockingCalls thread, never on a queue thread.
 // - Credentials: requests run as the daemon's user. With run_as_caller the
 //   creation ops (Mknod, Mkdir, Symlink, Link, Create, Tmpfile) switch the
 //   calling thread's fsuid/fsgid to the caller's for the syscall, so new
@@ -57,6 +58,8 @@ namespace passthrough_internal {
 class InodeTable;
 class InodeRef;
 class HandleTable;
+class BackingIds;
+class LockOwners;
 }  // namespace passthrough_internal
 
 enum class CacheMode {
@@ -205,6 +208,10 @@ class PassthroughFs final : public FileSystem {
   const int root_read_fd_;  // O_RDONLY|O_DIRECTORY on the source: syncfs, mount_fd
   std::unique_ptr<passthrough_internal::InodeTable> inodes_;
   std::unique_ptr<passthrough_internal::HandleTable> handles_;
+  // Passthrough backing ids shared by all handles of an inode.
+  std::unique_ptr<passthrough_internal::BackingIds> backing_;
+  // POSIX lock state per (inode, lock owner); see passthrough_tables.h.
+  std::unique_ptr<passthrough_internal::LockOwners> lock_owners_;
   // SETLKW / blocking flock run here, never on a queue thread.
   std::unique_ptr<BlockingCalls> blocking_;
   std::atomic<FileSystemHost*> host_{nullptr};

@@ -115,7 +115,8 @@ int PassthroughFs::MakeFileHandle(int fd, InodeRef inode, int flags, abi::fuse_o
   bool pt = false;
   FileSystemHost* host = host_.load();
   if (passthrough_on_.load() && host != nullptr) {
-    absl::StatusOr<int32_t> id = host->BackingOpen(fd);
+    absl::StatusOr<int32_t> id =
+        backing_->Acquire(h->inode.id(), [&] { return host->BackingOpen(fd); });
     if (id.ok()) {
       h->backing_id.store(*id);
       out->backing_id = *id;
@@ -241,6 +242,8 @@ void PassthroughFs::Flush(const RequestContext& /*ctx*/, uint64_t /*ino*/,
                           const abi::fuse_flush_in& in, Reply r) {
   std::shared_ptr<Handle> h = handles_->Get(in.fh);
   if (h == nullptr) return r.Error(EBADF);
+  // POSIX: closing any fd of a file releases the closing process's locks.
+  lock_owners_->Drop(h->inode.id(), in.lock_owner);
   // close() of a duplicate reports deferred write errors (NFS, FUSE below)
   // the way the caller's close() would, without closing our fd.
   int dup_fd = dup(h->fd);
@@ -254,9 +257,14 @@ void PassthroughFs::Release(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   std::shared_ptr<Handle> h = handles_->Remove(in.fh);
   if (h == nullptr) return r.Error(EBADF);
   if ((in.release_flags & abi::FUSE_RELEASE_FLOCK_UNLOCK) != 0) flock(h->fd, LOCK_UN);
+  {
+    absl::MutexLock l(&h->mu);
+    for (uint64_t owner : h->lock_owners) lock_owners_->Drop(h->inode.id(), owner);
+    h->lock_owners.clear();
+  }
   int32_t id = h->backing_id.exchange(-1);
   FileSystemHost* host = host_.load();
-  if (id >= 0 && host != nullptr) {
+  if (id >= 0 && backing_->Release(h->inode.id(), &id) && host != nullptr) {
     absl::Status s = host->BackingClose(id);
     if (!s.ok()) {
       fprintf(stderr, "kmfuse passthrough: closing backing id %d: %s\n", id,
@@ -294,7 +302,12 @@ void PassthroughFs::Getlk(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   if (h == nullptr) return r.Error(EBADF);
   struct flock fl;
   ToFlock(in.lk, &fl);
-  if (fcntl(h->fd, F_OFD_GETLK, &fl) != 0) return r.Error(errno);
+  // The owner's own locks never conflict: test on its fd when it has one
+  // (the handle's fd carries no record locks).
+  int err = 0;
+  std::shared_ptr<passthrough_internal::LockOwners::OwnerFd> o =
+      lock_owners_->Get(h->inode.id(), in.owner, false, nullptr, &err);
+  if (fcntl(o != nullptr ? o->fd : h->fd, F_OFD_GETLK, &fl) != 0) return r.Error(errno);
   abi::fuse_file_lock out{};
   out.type = static_cast<uint32_t>(fl.l_type);
   if (fl.l_type != F_UNLCK) {
@@ -332,7 +345,29 @@ void PassthroughFs::Setlk(const RequestContext& ctx, uint64_t /*ino*/,
     struct flock fl;
     ToFlock(in.lk, &fl);
     int cmd = sleep && in.lk.type != F_UNLCK ? F_OFD_SETLKW : F_OFD_SETLK;
-    call = [h, cmd, fl]() mutable { return fcntl(h->fd, cmd, &fl) == 0 ? 0 : errno; };
+    // A new open file description of the same file for this owner: read-write
+    // when permitted so any lock type fits (the kernel already checked the
+    // caller's fd mode), else the handle's own access mode.
+    const int hfd = h->fd, acc = h->flags & O_ACCMODE;
+    int err = 0;
+    std::shared_ptr<passthrough_internal::LockOwners::OwnerFd> o = lock_owners_->Get(
+        h->inode.id(), in.owner, in.lk.type != F_UNLCK,
+        [hfd, acc] {
+          int fd = open(ProcPath(hfd).c_str(), O_RDWR | O_CLOEXEC);
+          if (fd < 0) fd = open(ProcPath(hfd).c_str(), acc | O_CLOEXEC);
+          return fd < 0 ? -errno : fd;
+        },
+        &err);
+    if (err != 0) return r.Error(err);
+    if (o == nullptr) return r.Error(0);  // unlocking an owner that holds nothing
+    {
+      absl::MutexLock l(&h->mu);
+      if (std::find(h->lock_owners.begin(), h->lock_owners.end(), in.owner) ==
+          h->lock_owners.end()) {
+        h->lock_owners.push_back(in.owner);
+      }
+    }
+    call = [o, cmd, fl]() mutable { return fcntl(o->fd, cmd, &fl) == 0 ? 0 : errno; };
   }
   if (!sleep || in.lk.type == F_UNLCK) {
     int err;

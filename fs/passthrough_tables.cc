@@ -292,4 +292,69 @@ std::vector<std::shared_ptr<Handle>> HandleTable::TakeAll() {
   return all;
 }
 
+absl::StatusOr<int32_t> BackingIds::Acquire(
+    uint64_t ino, const std::function<absl::StatusOr<int32_t>()>& open_id) {
+  absl::MutexLock l(&mu_);
+  auto it = by_ino_.find(ino);
+  if (it != by_ino_.end()) {
+    it->second.uses++;
+    return it->second.id;
+  }
+  absl::StatusOr<int32_t> id = open_id();
+  if (id.ok()) by_ino_[ino] = Entry{*id, 1};
+  return id;
+}
+
+bool BackingIds::Release(uint64_t ino, int32_t* last) {
+  absl::MutexLock l(&mu_);
+  auto it = by_ino_.find(ino);
+  if (it == by_ino_.end()) return false;
+  if (--it->second.uses > 0) return false;
+  *last = it->second.id;
+  by_ino_.erase(it);
+  return true;
+}
+
+std::vector<int32_t> BackingIds::TakeAll() {
+  absl::MutexLock l(&mu_);
+  std::vector<int32_t> ids;
+  for (const auto& [ino, e] : by_ino_) ids.push_back(e.id);
+  by_ino_.clear();
+  return ids;
+}
+
+LockOwners::OwnerFd::~OwnerFd() { close(fd); }
+
+std::shared_ptr<LockOwners::OwnerFd> LockOwners::Get(uint64_t ino, uint64_t owner, bool create,
+                                                     const std::function<int()>& open_fd,
+                                                     int* err) {
+  *err = 0;
+  absl::MutexLock l(&mu_);
+  auto it = fds_.find({ino, owner});
+  if (it != fds_.end()) return it->second;
+  if (!create) return nullptr;
+  int fd = open_fd();
+  if (fd < 0) {
+    *err = -fd;
+    return nullptr;
+  }
+  auto o = std::make_shared<OwnerFd>(fd);
+  fds_[{ino, owner}] = o;
+  return o;
+}
+
+void LockOwners::Drop(uint64_t ino, uint64_t owner) {
+  std::shared_ptr<OwnerFd> gone;
+  absl::MutexLock l(&mu_);
+  auto it = fds_.find({ino, owner});
+  if (it == fds_.end()) return;
+  gone = std::move(it->second);
+  fds_.erase(it);
+}
+
+void LockOwners::Clear() {
+  absl::MutexLock l(&mu_);
+  fds_.clear();
+}
+
 }  // namespace kmfuse::passthrough_internal

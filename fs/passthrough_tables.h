@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
 namespace kmfuse::passthrough_internal {
@@ -151,6 +153,9 @@ struct Handle {
   const int flags;  // host open flags
   const bool is_dir;
   std::atomic<int32_t> backing_id{-1};
+  // Lock owners that set POSIX/OFD locks through this handle: RELEASE drops
+  // them (an OFD lock's owner is the open file, which FLUSH does not name).
+  std::vector<uint64_t> lock_owners ABSL_GUARDED_BY(mu);
   // Serialises lseek+getdents64 on directories and read-modify-write of
   // unaligned O_DIRECT writes.
   absl::Mutex mu;
@@ -169,6 +174,66 @@ class HandleTable {
   std::vector<std::shared_ptr<Handle>> slots_ ABSL_GUARDED_BY(mu_) =
       std::vector<std::shared_ptr<Handle>>(1);  // fh 0 is never used
   std::vector<uint64_t> free_ ABSL_GUARDED_BY(mu_);
+};
+
+// Kernel backing ids (FUSE passthrough), one per inode. The kernel requires
+// every passthrough open of an inode to name the same backing file: a second
+// open answered with a different backing id fails in the caller with EIO. So
+// the first open registers the id, later opens of the inode share it, each
+// handle holds one use, and the release of the last use closes it. Opening a
+// new id happens under the table's mutex, so two racing opens of one inode
+// cannot register two ids. Thread-safe.
+class BackingIds {
+ public:
+  // The inode's backing id, registered with open_id() if the inode has none;
+  // one more use on success.
+  absl::StatusOr<int32_t> Acquire(uint64_t ino,
+                                  const std::function<absl::StatusOr<int32_t>()>& open_id);
+  // Drops one use of the inode's id. True (with *last set to the id) when it
+  // was the last use: the caller closes the id with the kernel.
+  bool Release(uint64_t ino, int32_t* last);
+  // Forgets every id (Destroy) and returns them for closing.
+  std::vector<int32_t> TakeAll();
+
+ private:
+  struct Entry {
+    int32_t id;
+    uint64_t uses;
+  };
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Entry> by_ino_ ABSL_GUARDED_BY(mu_);
+};
+
+// POSIX (fcntl) record locks per lock owner. POSIX locks belong to a process
+// (the kernel's lock_owner), not to an open file: two fds of one process
+// share them, and closing any fd of the file drops them all. Host OFD locks
+// have open-file semantics, so each (inode, owner) pair gets its own open
+// file description (an OwnerFd) that carries exactly that owner's locks;
+// FLUSH with the owner (sent on every close) drops the pair, closing the fd
+// and so releasing the locks; RELEASE drops the owners that locked through
+// the handle (OFD locks taken through FUSE have the open file as owner). A blocking SETLKW holds the OwnerFd it waits
+// on, so the fd stays open until it returns. Thread-safe.
+class LockOwners {
+ public:
+  struct OwnerFd {
+    explicit OwnerFd(int fd) : fd(fd) {}
+    ~OwnerFd();
+    OwnerFd(const OwnerFd&) = delete;
+    OwnerFd& operator=(const OwnerFd&) = delete;
+    const int fd;
+  };
+  // The owner's fd on ino; if none, opened with open_fd() (an fd or -errno)
+  // when create is set, else nullptr. *err is the errno of a failed open.
+  std::shared_ptr<OwnerFd> Get(uint64_t ino, uint64_t owner, bool create,
+                               const std::function<int()>& open_fd, int* err);
+  // Forgets the owner's fd on ino (its locks go when the last user lets go).
+  void Drop(uint64_t ino, uint64_t owner);
+  void Clear();
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, std::shared_ptr<OwnerFd>> fds_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kmfuse::passthrough_internal

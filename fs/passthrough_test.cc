@@ -592,19 +592,28 @@ TEST_F(PassthroughTest, PosixAndFlockLocks) {
   lk.start = 2;
   lk.end = 5;
   EXPECT_EQ(d().Setlk(ino, h1.fh, lk), 0);
-  ASSERT_OK_AND_ASSIGN(auto got, d().Getlk(ino, h2.fh, lk));
+  // POSIX locks belong to the lock owner: the same owner through another
+  // handle shares them, another owner conflicts.
+  EXPECT_EQ(d().Setlk(ino, h2.fh, lk, false, false, /*owner=*/1), 0);
+  ASSERT_OK_AND_ASSIGN(auto got, d().Getlk(ino, h2.fh, lk, /*owner=*/2));
   EXPECT_EQ(got.type, static_cast<uint32_t>(F_WRLCK));
   EXPECT_EQ(got.start, 2u);
   EXPECT_EQ(got.end, 5u);
-  EXPECT_EQ(d().Setlk(ino, h2.fh, lk), EAGAIN);
+  EXPECT_EQ(d().Setlk(ino, h2.fh, lk, false, false, 2), EAGAIN);
   abi::fuse_file_lock other = lk;
   other.start = 6;
   other.end = INT64_MAX;
-  EXPECT_EQ(d().Setlk(ino, h2.fh, other), 0);  // no overlap
+  EXPECT_EQ(d().Setlk(ino, h2.fh, other, false, false, 2), 0);  // no overlap
   lk.type = F_UNLCK;
   EXPECT_EQ(d().Setlk(ino, h1.fh, lk), 0);
   lk.type = F_WRLCK;
-  ASSERT_OK_AND_ASSIGN(got, d().Getlk(ino, h1.fh, lk));
+  ASSERT_OK_AND_ASSIGN(got, d().Getlk(ino, h1.fh, other, 3));
+  EXPECT_EQ(got.type, static_cast<uint32_t>(F_WRLCK));  // owner 2 still holds 6..
+  EXPECT_EQ(got.start, 6u);
+  lk.type = F_UNLCK;
+  EXPECT_EQ(d().Setlk(ino, h2.fh, lk, false, false, 2), 0);
+  lk.type = F_WRLCK;
+  ASSERT_OK_AND_ASSIGN(got, d().Getlk(ino, h1.fh, lk, 3));
   EXPECT_EQ(got.type, static_cast<uint32_t>(F_UNLCK));
 
   abi::fuse_file_lock fl{};
