@@ -142,7 +142,7 @@ TEST_F(RefusedStartTest, ForcedKmbufIsRefusedWithTheReason) {
   CommandResult r = Run({src_, mnt_, "-o", "transport=kmbuf"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr("transport kmbuf is not available: ")) << Describe(r);
-  if (UringEnabled()) EXPECT_THAT(r.err, HasSubstr("EINVAL")) << Describe(r);
+  if (UringEnabled()) { EXPECT_THAT(r.err, HasSubstr("EINVAL")) << Describe(r); }
   EXPECT_THAT(r.err, Not(HasSubstr("serving"))) << Describe(r);
   EXPECT_EQ(MountCountAt(mnt_), 0);
 }
@@ -153,7 +153,7 @@ TEST_F(RefusedStartTest, ForcedBufpoolIsRefusedWithTheReasonAndNoMountLeft) {
   CommandResult r = Run({src_, mnt_, "-o", "transport=bufpool"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr("transport bufpool is not available: ")) << Describe(r);
-  if (UringEnabled()) EXPECT_THAT(r.err, HasSubstr("FUSE_HAS_IO_URING_BUFPOOL")) << Describe(r);
+  if (UringEnabled()) { EXPECT_THAT(r.err, HasSubstr("FUSE_HAS_IO_URING_BUFPOOL")) << Describe(r); }
   EXPECT_THAT(r.err, Not(HasSubstr("serving"))) << Describe(r);
   EXPECT_EQ(MountCountAt(mnt_), 0);
   // The directory is usable again at once.

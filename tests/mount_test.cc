@@ -145,7 +145,7 @@ class MountTest : public ::testing::TestWithParam<std::string> {
     if (daemon_ == nullptr) return;
     absl::StatusOr<int> rc = daemon_->Stop(SIGTERM);
     EXPECT_TRUE(rc.ok()) << rc.status();
-    if (rc.ok()) EXPECT_EQ(*rc, 0) << daemon_->Stderr();
+    if (rc.ok()) { EXPECT_EQ(*rc, 0) << daemon_->Stderr(); }
     EXPECT_FALSE(daemon_->watchdog_fired()) << "a file operation blocked; see the log above";
     EXPECT_EQ(MountCountAt(daemon_->mountpoint()), 0);
     daemon_.reset();

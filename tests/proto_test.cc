@@ -484,11 +484,11 @@ TEST_F(ProtoTest, RandomRequestsAreAnsweredExactlyOnce) {
     SCOPED_TRACE(absl::StrCat("request ", i, " ", OpcodeName(opcode), " with ", len, " argument bytes"));
     ASSERT_EQ(DispatchContiguous(Bytes(h) + args), 0);
     ASSERT_EQ(sink_.answers(), 1);
-    if (!no_reply) ASSERT_FALSE(sink_.dropped());
+    if (!no_reply) { ASSERT_FALSE(sink_.dropped()); }
     size_t cut = len == 0 ? 0 : next() % (len + 1);
     ASSERT_EQ(DispatchSplit(h, args.substr(0, std::min<size_t>(cut, FUSE_URING_OP_IN_OUT_SZ)), args.substr(cut)), 0);
     ASSERT_EQ(sink_.answers(), 1);
-    if (!no_reply) ASSERT_FALSE(sink_.dropped());
+    if (!no_reply) { ASSERT_FALSE(sink_.dropped()); }
   }
 }
 

@@ -21,7 +21,7 @@ namespace kmfuse::testing {
 
 struct RawEntry {
   explicit RawEntry(size_t payload_len) : payload(payload_len, 0) {}
-  alignas(64) abi::fuse_uring_req_header hdr{};
+  abi::fuse_uring_req_header hdr{};  // the kernel needs no particular alignment
   std::vector<char> payload;
   struct iovec iov[2]{};
 

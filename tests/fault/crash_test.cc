@@ -243,7 +243,7 @@ TEST_P(CrashTest, FusectlAbortDuringIo) {
       },
       absl::Seconds(2));
   EXPECT_TRUE(fast) << "stat on the aborted mount blocked";
-  if (fast) EXPECT_EQ(probe->load(), ENOTCONN) << strerror(*probe);
+  if (fast) { EXPECT_EQ(probe->load(), ENOTCONN) << strerror(*probe); }
   CommandResult u = RunCommand({"umount", "-l", mnt_}, absl::Seconds(10));
   EXPECT_EQ(u.exit_code, 0) << Describe(u);
   EXPECT_EQ(MountCountAt((*d)->mountpoint()), 0);
