@@ -19,6 +19,7 @@
 #include <array>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -185,10 +186,16 @@ Op RandomOp(std::mt19937& rng, uint32_t data_seed) {
   return op;
 }
 
-class ShadowTest : public ::testing::TestWithParam<std::string> {};
+// (transport, variant): every transport with kernel passthrough off
+// ("default") and on ("passthrough").
+class ShadowTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+ protected:
+  const std::string& transport() const { return std::get<0>(GetParam()); }
+  const std::string& variant() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(ShadowTest, RandomOperationsMatchNative) {
-  if (std::string why = TransportSkipReason(GetParam()); !why.empty()) GTEST_SKIP() << why;
+  if (std::string why = TransportSkipReason(transport()); !why.empty()) GTEST_SKIP() << why;
   umask(022);
   const uint64_t seeds = EnvNumber("KMFUSE_SHADOW_SEEDS", 20);
   const uint64_t ops = EnvNumber("KMFUSE_SHADOW_OPS", 300);
@@ -199,7 +206,7 @@ TEST_P(ShadowTest, RandomOperationsMatchNative) {
   } else {
     for (uint64_t s = 1; s <= seeds; s++) seed_list.push_back(s);
   }
-  Twin twin(GetParam(), "default");
+  Twin twin(transport(), variant());
   // The watchdog bounds the run; scale it with the work asked for.
   absl::Status st = twin.Start(absl::Seconds(60) + absl::Milliseconds(30) *
                                                        static_cast<int64_t>(seed_list.size() * ops));
@@ -220,7 +227,7 @@ TEST_P(ShadowTest, RandomOperationsMatchNative) {
       Outcome on = op.Apply(n);
       if (om != on) {
         diverged = true;
-        ADD_FAILURE() << "transport " << GetParam() << ": seed " << seed << " diverged at op " << i
+        ADD_FAILURE() << "transport " << transport() << " (" << variant() << "): seed " << seed << " diverged at op " << i
                       << ": mount " << Describe(om) << ", native " << Describe(on)
                       << "\nreplay: KMFUSE_SHADOW_SEED=" << seed << " KMFUSE_SHADOW_OPS=" << ops
                       << "\nop log:\n  " << absl::StrJoin(log, "\n  ");
@@ -232,7 +239,7 @@ TEST_P(ShadowTest, RandomOperationsMatchNative) {
       ::testing::AssertionResult same = SameTree(m.root, n.root);
       if (!same) {
         diverged = true;
-        ADD_FAILURE() << "transport " << GetParam() << ": seed " << seed << ": after " << ops
+        ADD_FAILURE() << "transport " << transport() << " (" << variant() << "): seed " << seed << ": after " << ops
                       << " ops the trees differ: " << same.message()
                       << "\nreplay: KMFUSE_SHADOW_SEED=" << seed << " KMFUSE_SHADOW_OPS=" << ops
                       << "\nop log:\n  " << absl::StrJoin(log, "\n  ");
@@ -243,14 +250,17 @@ TEST_P(ShadowTest, RandomOperationsMatchNative) {
   EXPECT_TRUE(twin.Stop());
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, ShadowTest, ::testing::ValuesIn(Transports()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string s = info.param;
-                           for (char& c : s) {
-                             if (c == '-') c = '_';
-                           }
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Transports, ShadowTest,
+    ::testing::Combine(::testing::ValuesIn(Transports()),
+                       ::testing::Values(std::string("default"), std::string("passthrough"))),
+    [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
+      std::string s = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+      for (char& c : s) {
+        if (c == '-') c = '_';
+      }
+      return s;
+    });
 
 }  // namespace
 }  // namespace kmfuse::conformance
