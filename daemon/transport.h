@@ -13,11 +13,16 @@
 #ifndef KMFUSE_DAEMON_TRANSPORT_H_
 #define KMFUSE_DAEMON_TRANSPORT_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/options.h"
 #include "daemon/proto/dispatch.h"
 
@@ -42,6 +47,28 @@ class Transport {
   virtual void Join() = 0;
   // First fatal error a queue hit (OK after a normal end of connection).
   virtual absl::Status status() const = 0;
+};
+
+// The threads of a transport's queues: how many still run, and the first
+// fatal error one of them returned. Every transport keeps one.
+class QueueThreads {
+ public:
+  QueueThreads() = default;
+  QueueThreads(const QueueThreads&) = delete;
+  QueueThreads& operator=(const QueueThreads&) = delete;
+  ~QueueThreads() { Join(); }
+
+  // Runs body on a new thread; a non-OK result becomes status() (first wins).
+  void Spawn(std::function<absl::Status()> body);
+  bool Done() const { return live_.load() == 0; }
+  void Join();
+  absl::Status status() const;
+
+ private:
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> live_{0};
+  mutable absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 // Classic: `threads` workers, each with a cloned /dev/fuse fd (the first uses

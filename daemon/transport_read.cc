@@ -153,43 +153,27 @@ class ReadTransport final : public Transport {
       }
       workers_.push_back(std::make_unique<Worker>(fd, owns, slot, env_.dispatcher));
     }
-    live_.store(threads_);
     for (auto& w : workers_) {
       Worker* worker = w.get();
-      threads_vec_.emplace_back([this, worker] {
+      threads_vec_.Spawn([worker] {
         int rc = worker->Run();
-        if (rc != 0) {
-          absl::MutexLock l(&mu_);
-          if (status_.ok()) {
-            status_ = absl::InternalError(absl::StrCat("read from /dev/fuse: ", strerror(-rc)));
-          }
-        }
-        live_.fetch_sub(1);
+        if (rc == 0) return absl::OkStatus();
+        return absl::InternalError(absl::StrCat("read from /dev/fuse: ", strerror(-rc)));
       });
     }
     return absl::OkStatus();
   }
 
-  bool Done() const override { return live_.load() == 0; }
-  void Join() override {
-    for (auto& t : threads_vec_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  absl::Status status() const override {
-    absl::MutexLock l(&mu_);
-    return status_;
-  }
+  bool Done() const override { return threads_vec_.Done(); }
+  void Join() override { threads_vec_.Join(); }
+  absl::Status status() const override { return threads_vec_.status(); }
 
  private:
   TransportEnv env_;
   unsigned threads_;
   bool clone_fds_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::thread> threads_vec_;
-  std::atomic<unsigned> live_{0};
-  mutable absl::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  QueueThreads threads_vec_;
 };
 
 }  // namespace

@@ -218,13 +218,12 @@ class RingReadTransport final : public Transport {
       auto q = std::make_unique<RingReadQueue>(fd, entries_, slot_size_, env_.dispatcher);
       queues_.push_back(std::move(q));
     }
-    live_.store(nq);
     std::atomic<unsigned> ready{0};
     absl::Mutex setup_mu;
     absl::Status setup_status;
     for (auto& q : queues_) {
       RingReadQueue* queue = q.get();
-      threads_.emplace_back([this, queue, &ready, &setup_mu, &setup_status] {
+      threads_.Spawn([queue, &ready, &setup_mu, &setup_status] {
         // The ring is created on its own thread (single issuer).
         absl::Status s = queue->Setup();
         if (!s.ok()) {
@@ -232,12 +231,7 @@ class RingReadTransport final : public Transport {
           if (setup_status.ok()) setup_status = s;
         }
         ready.fetch_add(1);
-        if (s.ok()) s = queue->Run();
-        if (!s.ok()) {
-          absl::MutexLock l(&mu_);
-          if (status_.ok()) status_ = s;
-        }
-        live_.fetch_sub(1);
+        return s.ok() ? queue->Run() : s;
       });
     }
     while (ready.load() < nq) absl::SleepFor(absl::Milliseconds(1));
@@ -245,26 +239,16 @@ class RingReadTransport final : public Transport {
     return setup_status;
   }
 
-  bool Done() const override { return live_.load() == 0; }
-  void Join() override {
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  absl::Status status() const override {
-    absl::MutexLock l(&mu_);
-    return status_;
-  }
+  bool Done() const override { return threads_.Done(); }
+  void Join() override { threads_.Join(); }
+  absl::Status status() const override { return threads_.status(); }
 
  private:
   TransportEnv env_;
   unsigned entries_ = 0;
   size_t slot_size_ = 0;
   std::vector<std::unique_ptr<RingReadQueue>> queues_;
-  std::vector<std::thread> threads_;
-  std::atomic<unsigned> live_{0};
-  mutable absl::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  QueueThreads threads_;
 };
 
 }  // namespace

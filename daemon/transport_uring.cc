@@ -86,37 +86,24 @@ class UringTransport final : public Transport {
       cfg.pin_cpu = cpus[q];
       queues_.push_back(std::make_unique<UringQueue>(cfg, policies_(), env_.dispatcher));
     }
-    live_.store(static_cast<unsigned>(queues_.size()));
     for (auto& q : queues_) {
       UringQueue* queue = q.get();
-      threads_.emplace_back([this, queue] {
-        absl::Status s = queue->Run(rings_, &registered_);
-        if (!s.ok()) {
-          fprintf(stderr, "kmfused: %s\n", std::string(s.message()).c_str());
-          absl::MutexLock l(&mu_);
-          if (status_.ok()) status_ = s;
-        }
-        live_.fetch_sub(1);
-      });
+      threads_.Spawn([this, queue] { return queue->Run(rings_, &registered_); });
     }
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.
     while (registered_.load() < queues_.size()) absl::SleepFor(absl::Milliseconds(1));
-    absl::MutexLock l(&mu_);
-    return status_;
+    return threads_.status();
   }
 
-  bool Done() const override { return live_.load() == 0 && side_->Done(); }
+  bool Done() const override { return threads_.Done() && side_->Done(); }
   void Join() override {
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
+    threads_.Join();
     side_->Join();
   }
   absl::Status status() const override {
-    absl::MutexLock l(&mu_);
-    if (!status_.ok()) return status_;
-    return side_->status();
+    absl::Status s = threads_.status();
+    return s.ok() ? side_->status() : s;
   }
 
  private:
@@ -126,11 +113,8 @@ class UringTransport final : public Transport {
   RingFactory rings_;
   std::unique_ptr<Transport> side_;
   std::vector<std::unique_ptr<UringQueue>> queues_;
-  std::vector<std::thread> threads_;
   std::atomic<unsigned> registered_{0};
-  std::atomic<unsigned> live_{0};
-  mutable absl::Mutex mu_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  QueueThreads threads_;
 };
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/daemon_process.h"
+#include "tests/testing/file_io.h"
 
 namespace kmfuse::itest {
 namespace {
@@ -45,44 +46,6 @@ std::string Pattern(size_t size, uint32_t seed) {
   return s;
 }
 
-::testing::AssertionResult WriteFile(const std::string& path, const std::string& data,
-                                     int flags = O_WRONLY | O_CREAT | O_TRUNC) {
-  int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
-  if (fd < 0) return ::testing::AssertionFailure() << "open " << path << ": " << strerror(errno);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      close(fd);
-      return ::testing::AssertionFailure() << "write " << path << " at " << done << ": " << strerror(err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0) return ::testing::AssertionFailure() << "close " << path << ": " << strerror(errno);
-  return ::testing::AssertionSuccess();
-}
-
-// Reads the whole file; on error returns "<error: ...>" (never equal to data).
-std::string ReadFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::StrCat("<error: open ", path, ": ", strerror(errno), ">");
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      out = absl::StrCat("<error: read ", path, ": ", strerror(errno), ">");
-      break;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
-}
 
 // Compares big strings without printing megabytes on failure.
 ::testing::AssertionResult SameBytes(const std::string& got, const std::string& want) {

@@ -77,7 +77,7 @@ TEST_P(BackingTest, FullSourceGivesEnospcAndKeepsServing) {
   ASSERT_EQ(unlink((mnt_ + "/big").c_str()), 0) << strerror(errno);
   absl::Time t0 = absl::Now();
   ::testing::AssertionResult wrote = ::testing::AssertionFailure();
-  while (!(wrote = WriteFile(mnt_ + "/dir/after", block, true)) && absl::Now() - t0 < absl::Seconds(5)) {
+  while (!(wrote = WriteFileSynced(mnt_ + "/dir/after", block)) && absl::Now() - t0 < absl::Seconds(5)) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   Figure("space_back_after_unlink_ms", absl::ToDoubleMilliseconds(absl::Now() - t0));
@@ -170,7 +170,7 @@ TEST_P(BackingTest, SourceRemountedReadOnlyGivesErofs) {
   ASSERT_TRUE(WriteFile(src_ + "/existing", "existing"));
   absl::StatusOr<std::unique_ptr<DaemonProcess>> d = Start();
   ASSERT_TRUE(d.ok()) << d.status();
-  ASSERT_TRUE(WriteFile(mnt_ + "/before", "before", true));
+  ASSERT_TRUE(WriteFileSynced(mnt_ + "/before", "before"));
   ASSERT_TRUE(Remount(src_, MS_RDONLY));
 
   EXPECT_EQ(open((mnt_ + "/new").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644), -1);

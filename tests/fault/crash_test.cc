@@ -46,7 +46,7 @@ class CrashTest : public TransportTest {
   // Files written, fsync'ed and closed before the fault: must survive it.
   void WriteSyncedFiles(int n) {
     for (int i = 0; i < n; i++) {
-      ASSERT_TRUE(WriteFile(absl::StrCat(mnt_, "/synced-", i), Pattern(i, 0, 256 << 10), true));
+      ASSERT_TRUE(WriteFileSynced(absl::StrCat(mnt_, "/synced-", i), Pattern(i, 0, 256 << 10)));
     }
   }
   void ExpectSyncedFiles(const std::string& dir, int n) {

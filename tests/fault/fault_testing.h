@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/testing/daemon_process.h"
+#include "tests/testing/file_io.h"
 
 namespace kmfuse::itest {
 
@@ -55,11 +56,6 @@ class TransportTest : public ::testing::TestWithParam<std::string> {
 void FillPattern(uint32_t seed, uint64_t off, char* buf, size_t len);
 std::string Pattern(uint32_t seed, uint64_t off, size_t len);
 
-// Writes data to path (O_CREAT|O_TRUNC), optionally fsync'ing before close.
-::testing::AssertionResult WriteFile(const std::string& path, const std::string& data,
-                                     bool fsync_it = false);
-// The whole file, or "<error: ...>" (never equal to real content).
-std::string ReadFile(const std::string& path);
 // The first len bytes of path equal Pattern(seed, 0, len).
 ::testing::AssertionResult HasPatternPrefix(const std::string& path, uint32_t seed, uint64_t len);
 

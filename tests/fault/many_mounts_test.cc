@@ -58,7 +58,7 @@ TEST_P(ManyMountsTest, SixteenAtOnce) {
   for (int i = 0; i < kMounts; i++) {
     std::string data = Pattern(i, 0, 128 << 10);
     std::string path = absl::StrCat(daemons[i]->mountpoint(), "/f");
-    ASSERT_TRUE(WriteFile(path, data, true)) << "instance " << i;
+    ASSERT_TRUE(WriteFileSynced(path, data)) << "instance " << i;
     EXPECT_TRUE(ReadFile(path) == data) << "instance " << i;
     EXPECT_TRUE(ReadFile(srcs[i] + "/f") == data) << "instance " << i;
   }

@@ -1,0 +1,31 @@
+#include "daemon/transport.h"
+
+#include <stdio.h>
+
+namespace kmfuse {
+
+void QueueThreads::Spawn(std::function<absl::Status()> body) {
+  live_.fetch_add(1);
+  threads_.emplace_back([this, body = std::move(body)] {
+    absl::Status s = body();
+    if (!s.ok()) {
+      fprintf(stderr, "kmfused: %s\n", std::string(s.message()).c_str());
+      absl::MutexLock l(&mu_);
+      if (status_.ok()) status_ = s;
+    }
+    live_.fetch_sub(1);
+  });
+}
+
+void QueueThreads::Join() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+absl::Status QueueThreads::status() const {
+  absl::MutexLock l(&mu_);
+  return status_;
+}
+
+}  // namespace kmfuse
