@@ -117,7 +117,7 @@ class ConformanceTest : public ::testing::TestWithParam<Param> {
 
   void TearDown() override {
     if (twin_ == nullptr) return;
-    if (twin_->daemon() != nullptr && !HasFatalFailure()) EXPECT_TRUE(twin_->SameTreeNow());
+    if (twin_->daemon() != nullptr && !HasFatalFailure()) { EXPECT_TRUE(twin_->SameTreeNow()); }
     EXPECT_TRUE(twin_->Stop());
     twin_.reset();
   }

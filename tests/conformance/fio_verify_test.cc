@@ -143,7 +143,7 @@ TEST_P(FioVerifyTest, Crc32cVerifyThroughTheMount) {
   absl::StatusOr<int> rc = daemon->Stop(SIGTERM);
   EXPECT_TRUE(rc.ok()) << rc.status();
   EXPECT_FALSE(daemon->watchdog_fired()) << daemon->Stderr();
-  if (rc.ok()) EXPECT_EQ(*rc, 0) << daemon->Stderr();
+  if (rc.ok()) { EXPECT_EQ(*rc, 0) << daemon->Stderr(); }
 }
 
 INSTANTIATE_TEST_SUITE_P(
