@@ -239,6 +239,17 @@ void PassthroughFs::FillTimeouts(abi::fuse_entry_out* e) const {
 int PassthroughFs::LookupAt(int parent_fd, const std::string& name, abi::fuse_entry_out* out) {
   int fd = openat(parent_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
+  return EntryFromPathFd(fd, out);
+}
+
+int PassthroughFs::EntryFromOpenFd(int fd, abi::fuse_entry_out* out) {
+  // Not O_NOFOLLOW: that would give an fd on the /proc magic link itself.
+  int pfd = open(ProcPath(fd).c_str(), O_PATH | O_CLOEXEC);
+  if (pfd < 0) return errno;
+  return EntryFromPathFd(pfd, out);
+}
+
+int PassthroughFs::EntryFromPathFd(int fd, abi::fuse_entry_out* out) {
   struct stat st;
   if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     int err = errno;
@@ -247,25 +258,6 @@ int PassthroughFs::LookupAt(int parent_fd, const std::string& name, abi::fuse_en
   }
   uint64_t id = 0;
   if (int err = inodes_->Register(fd, st, &id); err != 0) return err;
-  *out = {};
-  out->nodeid = id;
-  FillAttr(st, &out->attr);
-  FillTimeouts(out);
-  return 0;
-}
-
-int PassthroughFs::EntryFromOpenFd(int fd, abi::fuse_entry_out* out) {
-  // Not O_NOFOLLOW: that would give an fd on the /proc magic link itself.
-  int pfd = open(ProcPath(fd).c_str(), O_PATH | O_CLOEXEC);
-  if (pfd < 0) return errno;
-  struct stat st;
-  if (fstat(pfd, &st) != 0) {
-    int err = errno;
-    close(pfd);
-    return err;
-  }
-  uint64_t id = 0;
-  if (int err = inodes_->Register(pfd, st, &id); err != 0) return err;
   *out = {};
   out->nodeid = id;
   FillAttr(st, &out->attr);

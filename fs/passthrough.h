@@ -193,6 +193,9 @@ class PassthroughFs final : public FileSystem {
   int LookupAt(int parent_fd, const std::string& name, abi::fuse_entry_out* out);
   // Registers the inode an open fd refers to (one lookup); fd is not consumed.
   int EntryFromOpenFd(int fd, abi::fuse_entry_out* out);
+  // Registers the O_PATH fd (ownership passes to the inode table, or it is
+  // closed on error) and fills the entry for the inode it names.
+  int EntryFromPathFd(int fd, abi::fuse_entry_out* out);
   void FillTimeouts(abi::fuse_entry_out* e) const;
   uint64_t AttrTimeout() const;
   // Wraps fd in a handle and answers fuse_open_out fields (passthrough, cache).
