@@ -19,10 +19,6 @@
 namespace kmfuse {
 namespace {
 
-absl::Status Errno(int err, absl::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
-}
-
 absl::Status CheckMountpoint(const std::string& mnt, bool nonempty) {
   struct stat st;
   if (stat(mnt.c_str(), &st) != 0) {
@@ -35,14 +31,14 @@ absl::Status CheckMountpoint(const std::string& mnt, bool nonempty) {
     if (err == ENOENT) {
       return absl::NotFoundError(absl::StrCat("mountpoint ", mnt, " does not exist; create it with mkdir"));
     }
-    return Errno(err, absl::StrCat("mountpoint ", mnt));
+    return absl::ErrnoToStatus(err, absl::StrCat("mountpoint ", mnt));
   }
   if (!S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat("mountpoint ", mnt, " is not a directory"));
   }
   if (!nonempty) {
     DIR* d = opendir(mnt.c_str());
-    if (d == nullptr) return Errno(errno, absl::StrCat("mountpoint ", mnt));
+    if (d == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("mountpoint ", mnt));
     bool empty = true;
     while (struct dirent* e = readdir(d)) {
       if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
@@ -81,7 +77,7 @@ unsigned long MsFlags(const MountFlags& f) {
 // over the socket named by _FUSE_COMMFD.
 absl::StatusOr<int> MountViaFusermount(const std::string& mnt, const MountFlags& f) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return Errno(errno, "socketpair");
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return absl::ErrnoToStatus(errno, "socketpair");
   std::string opts = absl::StrCat("rootmode=40000", f.allow_other ? ",allow_other" : "",
                                   f.default_permissions ? ",default_permissions" : "",
                                   f.read_only ? ",ro" : "", f.nosuid ? ",nosuid" : "",
@@ -91,7 +87,7 @@ absl::StatusOr<int> MountViaFusermount(const std::string& mnt, const MountFlags&
   if (pid < 0) {
     close(sv[0]);
     close(sv[1]);
-    return Errno(errno, "fork");
+    return absl::ErrnoToStatus(errno, "fork");
   }
   if (pid == 0) {
     close(sv[0]);
@@ -186,7 +182,7 @@ absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Create(const std::string& 
                                                              const MountFlags& flags) {
   if (auto s = CheckMountpoint(mountpoint, flags.nonempty); !s.ok()) return s;
   char real[PATH_MAX];
-  if (realpath(mountpoint.c_str(), real) == nullptr) return Errno(errno, mountpoint);
+  if (realpath(mountpoint.c_str(), real) == nullptr) return absl::ErrnoToStatus(errno, mountpoint);
   std::string mnt = real;
   if (getuid() != 0) {
     absl::StatusOr<int> fd = MountViaFusermount(mnt, flags);
@@ -200,14 +196,14 @@ absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Create(const std::string& 
       return absl::FailedPreconditionError(
           "/dev/fuse does not exist: load the fuse module (modprobe fuse)");
     }
-    return Errno(err, "open /dev/fuse");
+    return absl::ErrnoToStatus(err, "open /dev/fuse");
   }
   std::string type = absl::StrCat("fuse.", flags.subtype);
   std::string opts = KernelMountOptions(fd, flags);
   if (mount(flags.fsname.c_str(), mnt.c_str(), type.c_str(), MsFlags(flags), opts.c_str()) != 0) {
     int err = errno;
     close(fd);
-    return Errno(err, absl::StrCat("mount ", mnt, " (", type, ", ", opts, ")"));
+    return absl::ErrnoToStatus(err, absl::StrCat("mount ", mnt, " (", type, ", ", opts, ")"));
   }
   return std::unique_ptr<FuseMount>(new FuseMount(fd, mnt, false));
 }

@@ -20,10 +20,6 @@ namespace {
 
 using namespace kmfuse::abi;  // NOLINT
 
-absl::Status Errno(int err, absl::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
-}
-
 // INIT flags kmfused asks for when the kernel offers them; the filesystem's
 // Init() may clear some (and add the optional ones it supports).
 constexpr uint64_t kDefaultWant =
@@ -93,7 +89,7 @@ absl::Status Session::Handshake(KernelOffer offer) {
     n = read(fd, buf.data(), buf.size());
     if (n >= 0) break;
     if (errno == EINTR || errno == EAGAIN || errno == ENOENT) continue;
-    return Errno(errno, "reading INIT from /dev/fuse");
+    return absl::ErrnoToStatus(errno, "reading INIT from /dev/fuse");
   }
   fuse_in_header in;
   if (proto::PeekHeader(buf.data(), static_cast<size_t>(n), &in) != 0 || in.opcode != FUSE_INIT ||
@@ -167,7 +163,7 @@ absl::Status Session::Handshake(KernelOffer offer) {
   out.max_stack_depth = conn.max_stack_depth;
   size_t out_len = sizeof(out);
   if (init.minor < 23) out_len = 24;  // FUSE_COMPAT_22_INIT_OUT_SIZE
-  if (int rc = reply(0, &out, out_len); rc != 0) return Errno(-rc, "answering INIT");
+  if (int rc = reply(0, &out, out_len); rc != 0) return absl::ErrnoToStatus(-rc, "answering INIT");
 
   dispatcher_ = std::make_unique<proto::Dispatcher>(fs_, this, opts_.daemon.debug);
   return absl::OkStatus();
@@ -220,14 +216,14 @@ absl::StatusOr<int32_t> Session::BackingOpen(int fd) {
   fuse_backing_map map{};
   map.fd = fd;
   int id = ioctl(mount_->fd(), FUSE_DEV_IOC_BACKING_OPEN, &map);
-  if (id < 0) return Errno(errno, "FUSE_DEV_IOC_BACKING_OPEN");
+  if (id < 0) return absl::ErrnoToStatus(errno, "FUSE_DEV_IOC_BACKING_OPEN");
   return id;
 }
 
 absl::Status Session::BackingClose(int32_t backing_id) {
   uint32_t id = static_cast<uint32_t>(backing_id);
   if (ioctl(mount_->fd(), FUSE_DEV_IOC_BACKING_CLOSE, &id) != 0) {
-    return Errno(errno, "FUSE_DEV_IOC_BACKING_CLOSE");
+    return absl::ErrnoToStatus(errno, "FUSE_DEV_IOC_BACKING_CLOSE");
   }
   return absl::OkStatus();
 }
@@ -243,7 +239,7 @@ absl::Status Session::Notify(int32_t code, const struct iovec* iov, int cnt) {
     ssize_t n = writev(mount_->fd(), v.data(), static_cast<int>(v.size()));
     if (n >= 0) return absl::OkStatus();
     if (errno == EINTR) continue;
-    return Errno(errno, "writing notification to /dev/fuse");
+    return absl::ErrnoToStatus(errno, "writing notification to /dev/fuse");
   }
 }
 
