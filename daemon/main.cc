@@ -75,10 +75,11 @@ InitProbe ProbeInit() {
 }
 
 int RunProbe() {
-  for (const uring::ProbeItem& item : uring::ProbeIoUring()) {
+  std::vector<uring::ProbeItem> items = uring::ProbeIoUring();
+  for (const uring::ProbeItem& item : items) {
     printf("%s\n", uring::FormatProbeItem(item).c_str());
   }
-  KernelOffer offer = ProbeKernelOffer();
+  KernelOffer offer = ProbeKernelOffer(items);
   printf("fuse enable_uring parameter: %s\n",
          !offer.enable_uring_param_exists ? "absent (kernel without FUSE-over-io_uring)"
          : offer.enable_uring              ? "on"

@@ -27,6 +27,7 @@
 #include "daemon/proto/dispatch.h"
 #include "daemon/select.h"
 #include "daemon/transport.h"
+#include "uring/probe.h"
 #include "kmfuse/filesystem.h"
 
 namespace kmfuse {
@@ -34,6 +35,8 @@ namespace kmfuse {
 // Probes everything knowable before a mount (enable_uring, io_uring opcodes,
 // kmbuf ring registration).
 KernelOffer ProbeKernelOffer();
+// The same from io_uring probe results the caller already has.
+KernelOffer ProbeKernelOffer(const std::vector<uring::ProbeItem>& items);
 
 class Session final : public proto::SessionHooks, public FileSystemHost {
  public:

@@ -1,42 +1,21 @@
 // Kernel probing before the mount and the transport name -> implementation map.
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/session.h"
 #include "daemon/transport_uring.h"
-#include "uring/buffer_ring.h"
 #include "uring/probe.h"
-#include "uring/ring.h"
 
 namespace kmfuse {
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeRingReadTransport(const TransportEnv& env);
 
-namespace {
 
-absl::Status ProbeKmbuf() {
-  uring::RingOptions o;
-  o.entries = 4;
-  absl::StatusOr<std::unique_ptr<uring::Ring>> ring = uring::Ring::Create(o);
-  if (!ring.ok()) return ring.status();
-  uring::BufferRingOptions bo;
-  bo.backing = uring::Backing::kKernelManaged;
-  bo.entries = 2;
-  bo.buf_size = 4096;
-  absl::StatusOr<std::unique_ptr<uring::BufferRing>> br = uring::BufferRing::Create(**ring, bo);
-  if (absl::IsUnimplemented(br.status())) {
-    // Keep the log line short; the full story is in docs/transports.md.
-    return absl::UnimplementedError(
-        "IORING_REGISTER_PBUF_RING with IOU_PBUF_RING_KERNEL_MANAGED returned EINVAL: "
-        "kmbuf rings were never merged in mainline");
-  }
-  return br.status();
-}
+KernelOffer ProbeKernelOffer() { return ProbeKernelOffer(uring::ProbeIoUring()); }
 
-}  // namespace
-
-KernelOffer ProbeKernelOffer() {
+KernelOffer ProbeKernelOffer(const std::vector<uring::ProbeItem>& items) {
   KernelOffer o;
   int fd = open("/sys/module/fuse/parameters/enable_uring", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -45,14 +24,25 @@ KernelOffer ProbeKernelOffer() {
     if (read(fd, &c, 1) == 1) o.enable_uring = (c == 'Y' || c == '1');
     close(fd);
   }
-  std::vector<uring::ProbeItem> items = uring::ProbeIoUring();
   auto ok = [&](uring::ProbeId id) {
     const uring::ProbeItem* it = uring::FindProbeItem(items, id);
     return it != nullptr && it->supported;
   };
   o.read_multishot = ok(uring::ProbeId::kOpReadMultishot) && ok(uring::ProbeId::kReadMultishotPipe);
   o.uring_cmd = ok(uring::ProbeId::kOpUringCmd) && ok(uring::ProbeId::kSqe128);
-  o.kmbuf = ProbeKmbuf();
+  // The probe already tried a kernel-managed buffer ring registration.
+  const uring::ProbeItem* kmbuf = uring::FindProbeItem(items, uring::ProbeId::kKmbufRing);
+  if (kmbuf != nullptr && kmbuf->supported) {
+    o.kmbuf = absl::OkStatus();
+  } else if (kmbuf != nullptr && kmbuf->error == EINVAL) {
+    // Keep the log line short; the full story is in docs/transports.md.
+    o.kmbuf = absl::UnimplementedError(
+        "IORING_REGISTER_PBUF_RING with IOU_PBUF_RING_KERNEL_MANAGED returned EINVAL: "
+        "kmbuf rings were never merged in mainline");
+  } else {
+    o.kmbuf = absl::FailedPreconditionError(
+        kmbuf != nullptr ? uring::FormatProbeItem(*kmbuf) : "kmbuf ring registration not probed");
+  }
   return o;
 }
 
