@@ -22,8 +22,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "kmfuse/sync.h"
 #include "absl/time/clock.h"
 #include "daemon/select.h"
 #include "daemon/session.h"
@@ -53,7 +52,7 @@ class Watchdog {
   }
 
  private:
-  absl::Notification disarmed_;
+  Notification disarmed_;
   std::thread thread_;
 };
 
@@ -65,23 +64,21 @@ class DelayedReplier {
   }
   ~DelayedReplier() {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       stop_ = true;
     }
     for (auto& t : threads_) t.join();
   }
   void Post(std::function<void()> job) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     jobs_.push_back({absl::Now() + delay_, std::move(job)});
   }
   // Waits until every posted job has run.
   void Drain() {
-    absl::MutexLock l(&mu_);
-    mu_.Await(absl::Condition(
-        +[](DelayedReplier* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-          return r->jobs_.empty() && r->running_ == 0;
-        },
-        this));
+    MutexLock l(&mu_);
+    mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return jobs_.empty() && running_ == 0;
+    });
   }
   bool OnReplierThread() const {
     for (const auto& t : threads_) {
@@ -99,12 +96,10 @@ class DelayedReplier {
     for (;;) {
       Job job;
       {
-        absl::MutexLock l(&mu_);
-        mu_.Await(absl::Condition(
-            +[](DelayedReplier* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-              return r->stop_ || !r->jobs_.empty();
-            },
-            this));
+        MutexLock l(&mu_);
+        mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || !jobs_.empty();
+        });
         // Drain what is queued even when stopping: every Reply gets answered.
         if (jobs_.empty()) return;
         job = std::move(jobs_.front());
@@ -113,13 +108,13 @@ class DelayedReplier {
       }
       absl::SleepFor(job.due - absl::Now());
       job.fn();
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       running_--;
     }
   }
 
   absl::Duration delay_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int running_ ABSL_GUARDED_BY(mu_) = 0;

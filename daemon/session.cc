@@ -184,7 +184,7 @@ bool Session::WaitFor(absl::Duration timeout) const {
 }
 
 absl::Status Session::Stop(absl::Duration grace) {
-  absl::MutexLock l(&stop_mu_);
+  MutexLock l(&stop_mu_);
   if (stopped_) return stop_status_;
   stopped_ = true;
   if (transport_->Done()) {

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "absl/time/time.h"
 #include "daemon/mount.h"
 #include "daemon/options.h"
@@ -90,7 +90,7 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   uint32_t proto_minor_ = 0;
   std::unique_ptr<proto::Dispatcher> dispatcher_;
   std::unique_ptr<Transport> transport_;
-  absl::Mutex stop_mu_;
+  Mutex stop_mu_;
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
   absl::Status stop_status_ ABSL_GUARDED_BY(stop_mu_);
 };

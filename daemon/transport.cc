@@ -10,7 +10,7 @@ void QueueThreads::Spawn(std::function<absl::Status()> body) {
     absl::Status s = body();
     if (!s.ok()) {
       fprintf(stderr, "kmfused: %s\n", std::string(s.message()).c_str());
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (status_.ok()) status_ = s;
     }
     live_.fetch_sub(1);
@@ -24,7 +24,7 @@ void QueueThreads::Join() {
 }
 
 absl::Status QueueThreads::status() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return status_;
 }
 

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "daemon/options.h"
 #include "daemon/proto/dispatch.h"
 
@@ -67,7 +67,7 @@ class QueueThreads {
  private:
   std::vector<std::thread> threads_;
   std::atomic<unsigned> live_{0};
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 

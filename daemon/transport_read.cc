@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "daemon/dev_channel.h"
 #include "daemon/proto/request.h"
 #include "daemon/transport.h"
@@ -90,21 +90,20 @@ class Worker {
   }
 
   void Return(Slot* s) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     free_.push_back(s);
   }
 
  private:
   Slot* Acquire() {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (free_.empty() && all_.size() < kMaxSlots) {
       auto s = std::make_unique<Slot>(this, slot_size_);
       if (s->mem() == MAP_FAILED) return nullptr;
       free_.push_back(s.get());
       all_.push_back(std::move(s));
     }
-    mu_.Await(absl::Condition(
-        +[](std::vector<Slot*>* f) { return !f->empty(); }, &free_));
+    mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !free_.empty(); });
     Slot* s = free_.back();
     free_.pop_back();
     return s;
@@ -114,7 +113,7 @@ class Worker {
   bool owns_fd_;
   size_t slot_size_;
   proto::Dispatcher* dispatcher_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<Slot*> free_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Slot>> all_ ABSL_GUARDED_BY(mu_);
 };

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "daemon/dev_channel.h"
 #include "daemon/proto/request.h"
 #include "daemon/transport.h"
@@ -121,7 +121,7 @@ class RingReadQueue {
 
   void Recycle(uint16_t bid) {
     {
-      absl::MutexLock l(&recycle_mu_);
+      MutexLock l(&recycle_mu_);
       buffers_->Recycle(bid);
     }
     in_use_.fetch_sub(1);
@@ -179,7 +179,7 @@ class RingReadQueue {
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> buffers_;
   std::vector<std::unique_ptr<BidSink>> sinks_;
-  absl::Mutex recycle_mu_;
+  Mutex recycle_mu_;
   std::atomic<unsigned> in_use_{0};
   int wake_fd_ = -1;
   uint64_t wake_buf_ = 0;
@@ -219,7 +219,7 @@ class RingReadTransport final : public Transport {
       queues_.push_back(std::move(q));
     }
     std::atomic<unsigned> ready{0};
-    absl::Mutex setup_mu;
+    Mutex setup_mu;
     absl::Status setup_status;
     for (auto& q : queues_) {
       RingReadQueue* queue = q.get();
@@ -227,7 +227,7 @@ class RingReadTransport final : public Transport {
         // The ring is created on its own thread (single issuer).
         absl::Status s = queue->Setup();
         if (!s.ok()) {
-          absl::MutexLock l(&setup_mu);
+          MutexLock l(&setup_mu);
           if (setup_status.ok()) setup_status = s;
         }
         ready.fetch_add(1);
@@ -235,7 +235,7 @@ class RingReadTransport final : public Transport {
       });
     }
     while (ready.load() < nq) absl::SleepFor(absl::Milliseconds(1));
-    absl::MutexLock l(&setup_mu);
+    MutexLock l(&setup_mu);
     return setup_status;
   }
 

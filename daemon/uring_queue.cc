@@ -161,7 +161,7 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) 
     return;
   }
   {
-    absl::MutexLock l(&mailbox_mu_);
+    MutexLock l(&mailbox_mu_);
     mailbox_.push_back(e);
   }
   uint64_t one = 1;
@@ -247,7 +247,7 @@ void UringQueue::ArmMailbox() {
 void UringQueue::DrainMailbox() {
   std::vector<UringEntry*> batch;
   {
-    absl::MutexLock l(&mailbox_mu_);
+    MutexLock l(&mailbox_mu_);
     batch.swap(mailbox_);
   }
   for (UringEntry* e : batch) QueueCommitSqe(e);

@@ -35,7 +35,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "daemon/proto/dispatch.h"
 #include "kmfuse/fuse_abi.h"
 #include "kmfuse/reply.h"
@@ -219,7 +219,7 @@ class UringQueue {
   // which alone submits to its ring.
   int mailbox_fd_ = -1;
   uint64_t mailbox_buf_ = 0;
-  absl::Mutex mailbox_mu_;
+  Mutex mailbox_mu_;
   std::vector<UringEntry*> mailbox_ ABSL_GUARDED_BY(mailbox_mu_);
 };
 

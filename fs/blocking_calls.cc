@@ -35,31 +35,30 @@ BlockingCalls::BlockingCalls(size_t max_waiters) : max_waiters_(max_waiters) {
 BlockingCalls::~BlockingCalls() {
   std::vector<uint64_t> ids;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (auto& [id, call] : calls_) ids.push_back(id);
   }
   for (uint64_t id : ids) Interrupt(id);
-  absl::MutexLock l(&mu_);
-  mu_.Await(absl::Condition(
-      +[](size_t* n) { return *n == 0; }, &running_));
+  MutexLock l(&mu_);
+  mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; });
 }
 
 size_t BlockingCalls::waiting() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return running_;
 }
 
 void BlockingCalls::Run(uint64_t unique, std::function<int()> fn, Reply reply) {
   auto call = std::make_shared<Call>();
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (running_ >= max_waiters_) return reply.Error(ENOLCK);
     running_++;
     calls_[unique] = call;
   }
   std::thread([this, unique, call, fn = std::move(fn), reply = std::move(reply)]() mutable {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       call->thread = pthread_self();
       call->started = true;
     }
@@ -71,7 +70,7 @@ void BlockingCalls::Run(uint64_t unique, std::function<int()> fn, Reply reply) {
     int err;
     for (;;) {
       {
-        absl::MutexLock l(&mu_);
+        MutexLock l(&mu_);
         if (call->interrupted) {
           err = EINTR;
           break;
@@ -81,19 +80,19 @@ void BlockingCalls::Run(uint64_t unique, std::function<int()> fn, Reply reply) {
       if (err != EINTR) break;
     }
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       call->done = true;
       calls_.erase(unique);
     }
     reply.Error(err);
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     running_--;
   }).detach();
 }
 
 void BlockingCalls::Interrupt(uint64_t unique) {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = calls_.find(unique);
     if (it == calls_.end()) return;
     it->second->interrupted = true;
@@ -108,7 +107,7 @@ void BlockingCalls::Kick(uint64_t unique) {
   for (int i = 0; i < 200; i++) {
     std::shared_ptr<Call> call;
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       auto it = calls_.find(unique);
       if (it == calls_.end()) return;
       call = it->second;

@@ -19,7 +19,7 @@
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "kmfuse/reply.h"
 
 namespace kmfuse {
@@ -48,7 +48,7 @@ class BlockingCalls {
   void Kick(uint64_t unique);
 
   const size_t max_waiters_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
   size_t running_ ABSL_GUARDED_BY(mu_) = 0;
 };

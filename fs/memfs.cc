@@ -78,7 +78,7 @@ struct MemFs::Inode {
   const uint64_t ino;
   const uint32_t type;  // S_IFMT bits; never changes
 
-  absl::Mutex mu;
+  Mutex mu;
   uint32_t perm ABSL_GUARDED_BY(mu) = 0;  // mode & 07777
   uint32_t uid ABSL_GUARDED_BY(mu) = 0;
   uint32_t gid ABSL_GUARDED_BY(mu) = 0;
@@ -147,13 +147,13 @@ struct MemFs::Inode {
   }
 
   void TouchChange(bool modified) ABSL_LOCKS_EXCLUDED(mu) {
-    absl::MutexLock l(&mu);
+    MutexLock l(&mu);
     ctime = Now();
     if (modified) mtime = ctime;
   }
 
   void AddLinks(int delta) ABSL_LOCKS_EXCLUDED(mu) {
-    absl::MutexLock l(&mu);
+    MutexLock l(&mu);
     nlink = static_cast<uint32_t>(static_cast<int64_t>(nlink) + delta);
     ctime = Now();
   }
@@ -166,7 +166,7 @@ std::unique_ptr<MemFs> MemFs::Create(const MemFsOptions& options) {
 MemFs::MemFs(const MemFsOptions& options) : options_(options) {
   auto root = std::make_shared<Inode>(abi::FUSE_ROOT_ID, S_IFDIR);
   {
-    absl::MutexLock l(&root->mu);
+    MutexLock l(&root->mu);
     root->perm = 0755;
     root->uid = getuid();
     root->gid = getgid();
@@ -175,7 +175,7 @@ MemFs::MemFs(const MemFsOptions& options) : options_(options) {
   }
   root->dir = std::make_unique<Dir>();
   root->dir->parent = abi::FUSE_ROOT_ID;
-  absl::MutexLock l(&mu_);
+  WriterMutexLock l(&mu_);
   inodes_.emplace(abi::FUSE_ROOT_ID, std::move(root));
   next_ino_ = abi::FUSE_ROOT_ID + 1;
 }
@@ -195,7 +195,7 @@ bool MemFs::Charge(uint64_t bytes) {
 void MemFs::Uncharge(uint64_t bytes) { used_bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
 std::shared_ptr<MemFs::Inode> MemFs::Find(uint64_t ino) const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   return FindLocked(ino);
 }
 
@@ -220,7 +220,7 @@ void MemFs::FillEntry(Inode& node, abi::fuse_entry_out* out) const {
   out->nodeid = node.ino;
   SplitSeconds(options_.entry_timeout, &out->entry_valid, &out->entry_valid_nsec);
   SplitSeconds(options_.attr_timeout, &out->attr_valid, &out->attr_valid_nsec);
-  absl::MutexLock l(&node.mu);
+  MutexLock l(&node.mu);
   node.FillAttr(&out->attr);
 }
 
@@ -242,7 +242,7 @@ int MemFs::MakeNodeLocked(const RequestContext& ctx, uint64_t parent, std::strin
   uint32_t gid = ctx.gid;
   uint32_t perm = mode & 07777;
   {
-    absl::MutexLock l(&pnode->mu);
+    MutexLock l(&pnode->mu);
     if (pnode->nlink == 0) {
       // The directory was removed while the kernel still had it.
       if (!target.empty()) Uncharge(target.size());
@@ -256,7 +256,7 @@ int MemFs::MakeNodeLocked(const RequestContext& ctx, uint64_t parent, std::strin
     pnode->mtime = pnode->ctime = now;
   }
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     node->perm = perm;
     node->uid = ctx.uid;
     node->gid = gid;
@@ -296,7 +296,7 @@ void MemFs::MaybeFreeLocked(const std::shared_ptr<Inode>& node) {
   if (node->lookups.load() != 0 || node->opens.load() != 0) return;
   uint64_t freed = 0;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->nlink != 0 || node->dead) return;
     node->dead = true;
     freed = node->charged;
@@ -309,7 +309,7 @@ void MemFs::MaybeFreeLocked(const std::shared_ptr<Inode>& node) {
 }
 
 void MemFs::DropOpen(uint64_t ino) {
-  absl::MutexLock l(&mu_);
+  WriterMutexLock l(&mu_);
   std::shared_ptr<Inode> node = FindLocked(ino);
   if (node == nullptr) return;
   uint64_t opens = node->opens.load();
@@ -324,7 +324,7 @@ void MemFs::Lookup(const RequestContext&, uint64_t parent, std::string_view name
   if (name.size() > kNameMax) return r.Error(ENAMETOOLONG);
   abi::fuse_entry_out e;
   const int err = [&]() -> int {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     int err = 0;
     std::shared_ptr<Inode> pnode = FindDirLocked(parent, &err);
     if (pnode == nullptr) return err;
@@ -349,7 +349,7 @@ void MemFs::Lookup(const RequestContext&, uint64_t parent, std::string_view name
 }
 
 void MemFs::Forget(uint64_t ino, uint64_t nlookup) {
-  absl::MutexLock l(&mu_);
+  WriterMutexLock l(&mu_);
   std::shared_ptr<Inode> node = FindLocked(ino);
   if (node == nullptr) return;
   uint64_t cur = node->lookups.load();
@@ -369,7 +369,7 @@ void MemFs::Mknod(const RequestContext& ctx, uint64_t parent, std::string_view n
   abi::fuse_entry_out e;
   int err;
   {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     err = MakeNodeLocked(ctx, parent, name, mode, in.rdev, {}, &e, nullptr);
   }
   if (err != 0) return r.Error(err);
@@ -382,7 +382,7 @@ void MemFs::Mkdir(const RequestContext& ctx, uint64_t parent, std::string_view n
   abi::fuse_entry_out e;
   int err;
   {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     err = MakeNodeLocked(ctx, parent, name, mode, 0, {}, &e, nullptr);
   }
   if (err != 0) return r.Error(err);
@@ -396,7 +396,7 @@ void MemFs::Symlink(const RequestContext& ctx, uint64_t parent, std::string_view
   abi::fuse_entry_out e;
   int err;
   {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     err = MakeNodeLocked(ctx, parent, name, S_IFLNK | 0777, 0, target, &e, nullptr);
   }
   if (err != 0) return r.Error(err);
@@ -405,7 +405,7 @@ void MemFs::Symlink(const RequestContext& ctx, uint64_t parent, std::string_view
 
 void MemFs::Unlink(const RequestContext&, uint64_t parent, std::string_view name, Reply r) {
   const int err = [&]() -> int {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     int err = 0;
     std::shared_ptr<Inode> pnode = FindDirLocked(parent, &err);
     if (pnode == nullptr) return err;
@@ -427,7 +427,7 @@ void MemFs::Rmdir(const RequestContext&, uint64_t parent, std::string_view name,
   if (name == ".") return r.Error(EINVAL);
   if (name == "..") return r.Error(ENOTEMPTY);
   const int err = [&]() -> int {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     int err = 0;
     std::shared_ptr<Inode> pnode = FindDirLocked(parent, &err);
     if (pnode == nullptr) return err;
@@ -441,7 +441,7 @@ void MemFs::Rmdir(const RequestContext&, uint64_t parent, std::string_view name,
     pnode->AddLinks(-1);
     pnode->TouchChange(true);
     {
-      absl::MutexLock cl(&child->mu);
+      MutexLock cl(&child->mu);
       child->nlink = 0;
       child->ctime = Now();
     }
@@ -513,7 +513,7 @@ int MemFs::RenameLocked(uint64_t parent, std::string_view name, uint64_t newpare
   if (dst != nullptr) {
     nd.Remove(dit);
     if (dst_dir) {
-      absl::MutexLock l(&dst->mu);
+      MutexLock l(&dst->mu);
       dst->nlink = 0;
       dst->ctime = Now();
     } else {
@@ -545,7 +545,7 @@ void MemFs::Rename(const RequestContext&, uint64_t parent, std::string_view name
                    uint64_t newparent, std::string_view newname, uint32_t flags, Reply r) {
   int err;
   {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     err = RenameLocked(parent, name, newparent, newname, flags);
   }
   r.Error(err);
@@ -556,7 +556,7 @@ void MemFs::Link(const RequestContext&, uint64_t ino, uint64_t newparent,
   if (newname.size() > kNameMax) return r.Error(ENAMETOOLONG);
   abi::fuse_entry_out e;
   const int err = [&]() -> int {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     std::shared_ptr<Inode> node = FindLocked(ino);
     if (node == nullptr) return ENOENT;
     if (node->is_dir()) return EPERM;
@@ -566,7 +566,7 @@ void MemFs::Link(const RequestContext&, uint64_t ino, uint64_t newparent,
     Dir& nd = *npnode->dir;
     if (nd.by_name.find(newname) != nd.by_name.end()) return EEXIST;
     {
-      absl::MutexLock nl(&node->mu);
+      MutexLock nl(&node->mu);
       if (node->nlink == 0) return ENOENT;
       ++node->nlink;
       node->ctime = Now();
@@ -590,7 +590,7 @@ void MemFs::Getattr(const RequestContext&, uint64_t ino, std::optional<uint64_t>
   SplitSeconds(options_.attr_timeout, &out.attr_valid, &out.attr_valid_nsec);
   bool dead;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     dead = node->dead;
     node->FillAttr(&out.attr);
   }
@@ -606,7 +606,7 @@ void MemFs::Setattr(const RequestContext&, uint64_t ino, const abi::fuse_setattr
   abi::fuse_attr_out out{};
   SplitSeconds(options_.attr_timeout, &out.attr_valid, &out.attr_valid_nsec);
   const int err = [&]() -> int {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     const timespec now = Now();
     // The only step that can fail goes first, so a failed setattr changes
@@ -655,7 +655,7 @@ void MemFs::Readlink(const RequestContext&, uint64_t ino, Reply r) {
   std::string target;
   bool dead;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     dead = node->dead;
     target = node->data;
   }
@@ -669,7 +669,7 @@ void MemFs::Access(const RequestContext& ctx, uint64_t ino, uint32_t mask, Reply
   uint32_t perm, uid, gid;
   bool dead;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     dead = node->dead;
     perm = node->perm;
     uid = node->uid;
@@ -702,7 +702,7 @@ void MemFs::Open(const RequestContext&, uint64_t ino, const abi::fuse_open_in& i
   const uint32_t flags = in.flags;
   std::shared_ptr<Inode> node;
   const int err = [&]() -> int {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     node = FindLocked(ino);
     if (node == nullptr) return ENOENT;
     if (node->is_dir()) return EISDIR;
@@ -712,7 +712,7 @@ void MemFs::Open(const RequestContext&, uint64_t ino, const abi::fuse_open_in& i
   }();
   if (err != 0) return r.Error(err);
   if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (!node->dead && !node->data.empty()) {
       node->Resize(*this, 0);  // shrinking cannot fail
       node->mtime = node->ctime = Now();
@@ -729,7 +729,7 @@ void MemFs::Create(const RequestContext& ctx, uint64_t parent, std::string_view 
   const uint32_t mode = S_IFREG | (in.mode & ~in.umask & 07777);
   abi::fuse_entry_out e;
   const int err = [&]() -> int {
-    absl::MutexLock l(&mu_);
+    WriterMutexLock l(&mu_);
     if (name.size() > kNameMax) return ENAMETOOLONG;
     int err = 0;
     std::shared_ptr<Inode> pnode = FindDirLocked(parent, &err);
@@ -744,7 +744,7 @@ void MemFs::Create(const RequestContext& ctx, uint64_t parent, std::string_view 
       if (node->is_dir()) return EISDIR;
       if (!node->is_reg()) return EINVAL;
       if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-        absl::MutexLock nl(&node->mu);
+        MutexLock nl(&node->mu);
         if (!node->data.empty()) {
           node->Resize(*this, 0);
           node->mtime = node->ctime = Now();
@@ -775,7 +775,7 @@ void MemFs::Read(const RequestContext&, uint64_t ino, const abi::fuse_read_in& i
   size_t n = 0;
   bool dead;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     dead = node->dead;
     absl::Span<char> buf = r.Buffer();
     if (!dead && off < node->data.size()) {
@@ -798,7 +798,7 @@ void MemFs::Write(const RequestContext&, uint64_t ino, const abi::fuse_write_in&
   if (!node->is_reg()) return r.Error(EINVAL);
   if (off > kMaxOffset || size > kMaxOffset - off) return r.Error(EFBIG);
   const int err = [&]() -> int {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     if (off + size > node->data.size()) {
       int err = node->Resize(*this, off + size);
@@ -843,7 +843,7 @@ void MemFs::Fallocate(const RequestContext&, uint64_t ino, const abi::fuse_fallo
   if (off > kMaxOffset || len > kMaxOffset - off) return r.Error(EFBIG);
   const uint64_t end = off + len;
   const int err = [&]() -> int {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     if (mode == 0) {
       if (end > node->data.size()) {
@@ -876,7 +876,7 @@ void MemFs::Lseek(const RequestContext&, uint64_t ino, const abi::fuse_lseek_in&
   uint64_t size;
   bool dead;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     dead = node->dead;
     size = node->data.size();
   }
@@ -890,7 +890,7 @@ void MemFs::Lseek(const RequestContext&, uint64_t ino, const abi::fuse_lseek_in&
 void MemFs::Opendir(const RequestContext&, uint64_t ino, const abi::fuse_open_in&, Reply r) {
   int err = 0;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     std::shared_ptr<Inode> node = FindDirLocked(ino, &err);
     if (node != nullptr) node->opens.fetch_add(1);
   }
@@ -906,7 +906,7 @@ void MemFs::Readdir(const RequestContext&, uint64_t ino, const abi::fuse_read_in
   const size_t size = in.size;
   size_t used = 0;
   const int err = [&]() -> int {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     int err = 0;
     std::shared_ptr<Inode> node = FindDirLocked(ino, &err);
     if (node == nullptr) return err;
@@ -960,7 +960,7 @@ void MemFs::Fsyncdir(const RequestContext&, uint64_t ino, uint64_t, bool, Reply 
 void MemFs::Statfs(const RequestContext&, uint64_t, Reply r) {
   uint64_t inodes;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     inodes = inodes_.size();
   }
   const uint64_t used = used_bytes_.load(std::memory_order_relaxed);
@@ -989,7 +989,7 @@ void MemFs::Setxattr(const RequestContext&, uint64_t ino, std::string_view name,
   std::shared_ptr<Inode> node = Find(ino);
   if (node == nullptr) return r.Error(ENOENT);
   const int err = [&]() -> int {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     auto it = node->xattrs.find(name);
     const bool exists = it != node->xattrs.end();
@@ -1021,7 +1021,7 @@ void MemFs::Getxattr(const RequestContext&, uint64_t ino, std::string_view name,
   if (node == nullptr) return r.Error(ENOENT);
   std::string value;
   const int err = [&]() -> int {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     auto it = node->xattrs.find(name);
     if (it == node->xattrs.end()) return ENODATA;
@@ -1040,7 +1040,7 @@ void MemFs::Listxattr(const RequestContext&, uint64_t ino, uint32_t size, Reply 
   std::string list;
   bool dead;
   {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     dead = node->dead;
     for (const auto& [name, value] : node->xattrs) {
       list.append(name);
@@ -1057,7 +1057,7 @@ void MemFs::Removexattr(const RequestContext&, uint64_t ino, std::string_view na
   std::shared_ptr<Inode> node = Find(ino);
   if (node == nullptr) return r.Error(ENOENT);
   const int err = [&]() -> int {
-    absl::MutexLock l(&node->mu);
+    MutexLock l(&node->mu);
     if (node->dead) return ENOENT;
     auto it = node->xattrs.find(name);
     if (it == node->xattrs.end()) return ENODATA;

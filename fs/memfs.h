@@ -58,7 +58,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "kmfuse/filesystem.h"
 
 namespace kmfuse {
@@ -192,7 +192,7 @@ class MemFs final : public FileSystem {
   std::atomic<uint64_t> used_bytes_{0};
   std::atomic<uint64_t> next_fh_{1};
 
-  mutable absl::Mutex mu_;
+  mutable SharedMutex mu_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Inode>> inodes_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ino_ ABSL_GUARDED_BY(mu_);
 };

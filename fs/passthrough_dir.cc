@@ -45,7 +45,7 @@ void PassthroughFs::Readdir(const RequestContext& /*ctx*/, uint64_t /*ino*/,
                             const abi::fuse_read_in& in, bool plus, Reply r) {
   std::shared_ptr<Handle> h = handles_->Get(in.fh);
   if (h == nullptr || !h->is_dir) return r.Error(EBADF);
-  absl::MutexLock l(&h->mu);
+  MutexLock l(&h->mu);
   if (lseek(h->fd, static_cast<off_t>(in.offset), SEEK_SET) < 0) return r.Error(errno);
 
   absl::Span<char> out = r.Buffer();

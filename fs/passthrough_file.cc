@@ -64,7 +64,7 @@ ssize_t DirectWriteFallback(Handle& h, const char* data, size_t len, off_t off) 
     memcpy(bounce, data, len);
     result = PwriteAll(h.fd, bounce, len, off);
   } else {
-    absl::MutexLock l(&h.mu);
+    MutexLock l(&h.mu);
     struct stat st;
     if (fstat(h.fd, &st) == 0) {
       ssize_t got;
@@ -258,7 +258,7 @@ void PassthroughFs::Release(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   if (h == nullptr) return r.Error(EBADF);
   if ((in.release_flags & abi::FUSE_RELEASE_FLOCK_UNLOCK) != 0) flock(h->fd, LOCK_UN);
   {
-    absl::MutexLock l(&h->mu);
+    MutexLock l(&h->mu);
     for (uint64_t owner : h->lock_owners) lock_owners_->Drop(h->inode.id(), owner);
     h->lock_owners.clear();
   }
@@ -361,7 +361,7 @@ void PassthroughFs::Setlk(const RequestContext& ctx, uint64_t /*ino*/,
     if (err != 0) return r.Error(err);
     if (o == nullptr) return r.Error(0);  // unlocking an owner that holds nothing
     {
-      absl::MutexLock l(&h->mu);
+      MutexLock l(&h->mu);
       if (std::find(h->lock_owners.begin(), h->lock_owners.end(), in.owner) ==
           h->lock_owners.end()) {
         h->lock_owners.push_back(in.owner);

@@ -46,20 +46,20 @@ InodeTable::InodeTable(int root_fd, const struct stat& root_st, size_t budget, i
   root->nlookup = 1;
   root->evictable = false;
   open_count_.fetch_add(1);
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   by_key_[Key{root_st.st_dev, root_st.st_ino}] = abi::FUSE_ROOT_ID;
   by_id_[abi::FUSE_ROOT_ID] = std::move(root);
 }
 
 InodeTable::~InodeTable() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   lru_.clear();
   by_key_.clear();
   by_id_.clear();
 }
 
 size_t InodeTable::size() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return by_id_.size();
 }
 
@@ -118,7 +118,7 @@ bool InodeTable::ReserveSlotLocked() {
 
 int InodeTable::Acquire(uint64_t id, InodeRef* out) {
   out->Reset();
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return ENOENT;
   Inode* inode = it->second.get();
@@ -140,7 +140,7 @@ int InodeTable::Acquire(uint64_t id, InodeRef* out) {
 }
 
 void InodeTable::Unpin(Inode* inode) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   inode->pins--;
   LruAddLocked(inode);
 }
@@ -149,7 +149,7 @@ int InodeTable::Register(int fd, const struct stat& st, uint64_t* id) {
   int to_close = -1;
   int err = 0;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     Key key{st.st_dev, st.st_ino};
     auto kit = by_key_.find(key);
     if (kit != by_key_.end()) {
@@ -206,7 +206,7 @@ void InodeTable::Forget(uint64_t id, uint64_t nlookup) {
   if (id == abi::FUSE_ROOT_ID) return;
   std::shared_ptr<Inode> dropped;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = by_id_.find(id);
     if (it == by_id_.end()) return;
     Inode* inode = it->second.get();
@@ -226,7 +226,7 @@ void InodeTable::Forget(uint64_t id, uint64_t nlookup) {
 void InodeTable::Clear() {
   std::vector<std::shared_ptr<Inode>> dropped;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (auto it = by_id_.begin(); it != by_id_.end();) {
       if (it->first == abi::FUSE_ROOT_ID) {
         ++it;
@@ -253,7 +253,7 @@ Handle::~Handle() {
 }
 
 uint64_t HandleTable::Add(std::shared_ptr<Handle> h) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (!free_.empty()) {
     uint64_t fh = free_.back();
     free_.pop_back();
@@ -265,13 +265,13 @@ uint64_t HandleTable::Add(std::shared_ptr<Handle> h) {
 }
 
 std::shared_ptr<Handle> HandleTable::Get(uint64_t fh) const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (fh == 0 || fh >= slots_.size()) return nullptr;
   return slots_[fh];
 }
 
 std::shared_ptr<Handle> HandleTable::Remove(uint64_t fh) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (fh == 0 || fh >= slots_.size() || slots_[fh] == nullptr) return nullptr;
   std::shared_ptr<Handle> h = std::move(slots_[fh]);
   slots_[fh] = nullptr;
@@ -280,7 +280,7 @@ std::shared_ptr<Handle> HandleTable::Remove(uint64_t fh) {
 }
 
 std::vector<std::shared_ptr<Handle>> HandleTable::TakeAll() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   std::vector<std::shared_ptr<Handle>> all;
   for (uint64_t fh = 1; fh < slots_.size(); ++fh) {
     if (slots_[fh] != nullptr) {
@@ -294,7 +294,7 @@ std::vector<std::shared_ptr<Handle>> HandleTable::TakeAll() {
 
 absl::StatusOr<int32_t> BackingIds::Acquire(
     uint64_t ino, const std::function<absl::StatusOr<int32_t>()>& open_id) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = by_ino_.find(ino);
   if (it != by_ino_.end()) {
     it->second.uses++;
@@ -306,7 +306,7 @@ absl::StatusOr<int32_t> BackingIds::Acquire(
 }
 
 bool BackingIds::Release(uint64_t ino, int32_t* last) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = by_ino_.find(ino);
   if (it == by_ino_.end()) return false;
   if (--it->second.uses > 0) return false;
@@ -316,7 +316,7 @@ bool BackingIds::Release(uint64_t ino, int32_t* last) {
 }
 
 std::vector<int32_t> BackingIds::TakeAll() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   std::vector<int32_t> ids;
   for (const auto& [ino, e] : by_ino_) ids.push_back(e.id);
   by_ino_.clear();
@@ -329,7 +329,7 @@ std::shared_ptr<LockOwners::OwnerFd> LockOwners::Get(uint64_t ino, uint64_t owne
                                                      const std::function<int()>& open_fd,
                                                      int* err) {
   *err = 0;
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = fds_.find({ino, owner});
   if (it != fds_.end()) return it->second;
   if (!create) return nullptr;
@@ -345,7 +345,7 @@ std::shared_ptr<LockOwners::OwnerFd> LockOwners::Get(uint64_t ino, uint64_t owne
 
 void LockOwners::Drop(uint64_t ino, uint64_t owner) {
   std::shared_ptr<OwnerFd> gone;
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = fds_.find({ino, owner});
   if (it == fds_.end()) return;
   gone = std::move(it->second);
@@ -353,7 +353,7 @@ void LockOwners::Drop(uint64_t ino, uint64_t owner) {
 }
 
 void LockOwners::Clear() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   fds_.clear();
 }
 

@@ -32,7 +32,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 
 namespace kmfuse::passthrough_internal {
 
@@ -133,7 +133,7 @@ class InodeTable {
   const int root_mount_id_;
   std::atomic<size_t> open_count_{0};
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 1 is FUSE_ROOT_ID
   absl::flat_hash_map<uint64_t, std::shared_ptr<Inode>> by_id_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Key, uint64_t> by_key_ ABSL_GUARDED_BY(mu_);
@@ -158,7 +158,7 @@ struct Handle {
   std::vector<uint64_t> lock_owners ABSL_GUARDED_BY(mu);
   // Serialises lseek+getdents64 on directories and read-modify-write of
   // unaligned O_DIRECT writes.
-  absl::Mutex mu;
+  Mutex mu;
 };
 
 class HandleTable {
@@ -170,7 +170,7 @@ class HandleTable {
   std::vector<std::shared_ptr<Handle>> TakeAll();
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<std::shared_ptr<Handle>> slots_ ABSL_GUARDED_BY(mu_) =
       std::vector<std::shared_ptr<Handle>>(1);  // fh 0 is never used
   std::vector<uint64_t> free_ ABSL_GUARDED_BY(mu_);
@@ -200,7 +200,7 @@ class BackingIds {
     int32_t id;
     uint64_t uses;
   };
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::flat_hash_map<uint64_t, Entry> by_ino_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -231,7 +231,7 @@ class LockOwners {
   void Clear();
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, std::shared_ptr<OwnerFd>> fds_
       ABSL_GUARDED_BY(mu_);
 };

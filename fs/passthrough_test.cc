@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kmfuse/testing/fs_testing.h"
@@ -156,13 +156,13 @@ TEST_F(PassthroughTest, InitNegotiatesFlags) {
 class FakeHost : public FileSystemHost {
  public:
   absl::StatusOr<int32_t> BackingOpen(int fd) override {
-    absl::MutexLock l(&mu);
+    MutexLock l(&mu);
     if (refuse) return absl::PermissionDeniedError("refused by test");
     opened.push_back(fd);
     return next_id++;
   }
   absl::Status BackingClose(int32_t id) override {
-    absl::MutexLock l(&mu);
+    MutexLock l(&mu);
     closed.push_back(id);
     return absl::OkStatus();
   }
@@ -177,7 +177,7 @@ class FakeHost : public FileSystemHost {
   absl::Status NotifyRetrieve(uint64_t, uint64_t, uint32_t, uint64_t) override {
     return absl::OkStatus();
   }
-  absl::Mutex mu;
+  Mutex mu;
   bool refuse = false;
   int32_t next_id = 7;
   std::vector<int> opened;

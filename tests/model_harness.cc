@@ -57,7 +57,7 @@ void ModelHarness::RunQueue(uint16_t qid) {
       -> absl::StatusOr<std::unique_ptr<uring::IoRing>> { return m->NewRing(entries, true); };
   absl::Status s = queues_[qid]->Run(rings, &registered_);
   if (!s.ok()) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (status_.ok()) status_ = s;
   }
   exited_.fetch_add(1);
@@ -82,7 +82,7 @@ absl::Status ModelHarness::Start() {
 }
 
 absl::Status ModelHarness::QueueStatus() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return status_;
 }
 

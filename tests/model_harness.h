@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/uring_queue.h"
 #include "kmfuse/filesystem.h"
@@ -100,7 +100,7 @@ class ModelHarness {
   std::atomic<unsigned> exited_{0};
   unsigned started_ = 0;
   bool stopped_ = false;
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "daemon/dev_channel.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/proto/request.h"
@@ -61,7 +61,7 @@ std::string Contiguous(uint32_t opcode, uint64_t nodeid, const std::string& args
 class RecordingFs : public FileSystem {
  public:
   std::vector<std::string> calls() const {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     return calls_;
   }
   // Statfs leaves its Reply unanswered (a buggy filesystem).
@@ -141,10 +141,10 @@ class RecordingFs : public FileSystem {
 
  private:
   void Record(std::string s) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     calls_.push_back(std::move(s));
   }
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
 };
 

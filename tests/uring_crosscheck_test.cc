@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "gtest/gtest.h"
 #include "tests/kernel_model/kernel_model.h"
 #include "tests/uring_raw.h"
@@ -206,7 +206,7 @@ class RealSide final : public Side {
   void StartClient(Op op, int cpu) override {
     JoinClient();
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       done_ = false;
     }
     std::string base = dir_;
@@ -243,13 +243,13 @@ class RealSide final : public Side {
           break;
         }
       }
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       result_ = r;
       done_ = true;
     });
   }
   bool ClientDone() override {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     return done_;
   }
   ClientResult ClientResultAndJoin() override {
@@ -262,7 +262,7 @@ class RealSide final : public Side {
       return r;
     }
     JoinClient();
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     return result_;
   }
   void Teardown() override {
@@ -322,7 +322,7 @@ class RealSide final : public Side {
   bool torn_down_ = true;
   std::unique_ptr<uring::Ring> ring_;
   std::thread client_;
-  absl::Mutex mu_;
+  Mutex mu_;
   bool done_ = true;
   ClientResult result_;
 };

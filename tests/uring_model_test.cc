@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/model_harness.h"
@@ -190,18 +190,18 @@ class AsyncFs : public FileSystem {
   explicit AsyncFs(FileSystem* inner) : inner_(inner), worker_([this] { Loop(); }) {}
   ~AsyncFs() override {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       done_ = true;
     }
     worker_.join();
   }
   // While held, replies wait (to keep requests in flight).
   void Hold(bool hold) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     hold_ = hold;
   }
   int waiting() {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     return static_cast<int>(tasks_.size());
   }
 
@@ -230,16 +230,16 @@ class AsyncFs : public FileSystem {
  private:
   void Later(std::function<void(Reply)> fn, Reply r) {
     auto reply = std::make_shared<Reply>(std::move(r));
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     tasks_.push_back([fn = std::move(fn), reply] { fn(std::move(*reply)); });
   }
   void Loop() {
     for (;;) {
       std::function<void()> task;
       {
-        absl::MutexLock l(&mu_);
+        MutexLock l(&mu_);
         auto ready = [this] { return done_ || (!hold_ && !tasks_.empty()); };
-        mu_.Await(absl::Condition(&ready));
+        mu_.Await(ready);
         if (tasks_.empty() || hold_) {
           if (done_) return;
           continue;
@@ -252,7 +252,7 @@ class AsyncFs : public FileSystem {
   }
 
   FileSystem* inner_;
-  absl::Mutex mu_;
+  Mutex mu_;
   bool done_ = false;
   bool hold_ = false;
   std::deque<std::function<void()>> tasks_;

@@ -48,7 +48,7 @@ CaptureSink::CaptureSink(size_t capacity) : capacity_(capacity) {
 CaptureSink::~CaptureSink() { free(buf_); }
 
 void CaptureSink::Reset() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   answers_ = 0;
   dropped_ = false;
   error_ = 0;
@@ -59,42 +59,42 @@ void CaptureSink::Reset() {
 absl::Span<char> CaptureSink::ArgArea() { return absl::Span<char>(buf_, capacity_); }
 
 void CaptureSink::Commit(int32_t error, size_t args_len) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   answers_++;
   error_ = -error;
   args_.assign(buf_, std::min(args_len, capacity_));
 }
 
 void CaptureSink::Drop() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   answers_++;
   dropped_ = true;
 }
 
 bool CaptureSink::WaitAnswered(absl::Duration timeout) const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return answers_ > 0; };
-  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  return mu_.AwaitWithTimeout(done, timeout);
 }
 
 bool CaptureSink::answered() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return answers_ > 0;
 }
 bool CaptureSink::dropped() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return dropped_;
 }
 int CaptureSink::answers() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return answers_;
 }
 int CaptureSink::error() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return error_;
 }
 std::string CaptureSink::args() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return args_;
 }
 

@@ -29,7 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "absl/time/time.h"
 #include "kmfuse/filesystem.h"
 #include "kmfuse/fuse_abi.h"
@@ -67,7 +67,7 @@ class CaptureSink final : public ReplySink {
  private:
   char* buf_;
   size_t capacity_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   int answers_ ABSL_GUARDED_BY(mu_) = 0;
   bool dropped_ ABSL_GUARDED_BY(mu_) = false;
   int error_ ABSL_GUARDED_BY(mu_) = 0;

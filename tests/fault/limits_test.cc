@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fault/fault_testing.h"
@@ -46,7 +46,7 @@ TEST_P(LimitsTest, SmallNofileLimitWithTwoThousandFiles) {
   // Every file stat'ed and read through the mount, on a thread with a
   // deadline; errors are counted by errno.
   struct Walk {
-    absl::Mutex mu;
+    Mutex mu;
     std::map<int, int> errors;
     int ok = 0;
     int wrong = 0;
@@ -66,7 +66,7 @@ TEST_P(LimitsTest, SmallNofileLimitWithTwoThousandFiles) {
               got = ReadFile(p);
               if (got.rfind("<error: ", 0) == 0) err = got.find("Too many open files") != std::string::npos ? EMFILE : EIO;
             }
-            absl::MutexLock l(&w->mu);
+            MutexLock l(&w->mu);
             if (err != 0) {
               w->errors[err]++;
             } else if (got == absl::StrCat(d, "/", f)) {
@@ -81,7 +81,7 @@ TEST_P(LimitsTest, SmallNofileLimitWithTwoThousandFiles) {
   ASSERT_TRUE(finished) << "walking 2,000 files did not finish within 60 s";
   Figure("walk_2000_ms", absl::ToDoubleMilliseconds(absl::Now() - t0));
   {
-    absl::MutexLock l(&w->mu);
+    MutexLock l(&w->mu);
     Figure("walk_ok", w->ok);
     EXPECT_EQ(w->wrong, 0) << "files read back with the wrong content";
     for (auto& [err, n] : w->errors) {

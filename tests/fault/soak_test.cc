@@ -20,7 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fault/fault_testing.h"
@@ -46,13 +46,13 @@ struct Storm {
   std::atomic<int> running{0};
   std::atomic<uint64_t> ops{0};
   std::atomic<uint64_t> errors{0};
-  absl::Mutex mu;
+  Mutex mu;
   std::string first_error ABSL_GUARDED_BY(mu);
 };
 
 void StormFail(Storm* s, const std::string& what) {
   s->errors++;
-  absl::MutexLock l(&s->mu);
+  MutexLock l(&s->mu);
   if (s->first_error.empty()) s->first_error = absl::StrCat(what, ": ", strerror(errno));
 }
 
@@ -176,7 +176,7 @@ TEST_P(SoakTest, FioVerifyPlusMetadataStorm) {
 
   EXPECT_GT(storm->ops.load(), 0u);
   {
-    absl::MutexLock l(&storm->mu);
+    MutexLock l(&storm->mu);
     EXPECT_EQ(storm->errors.load(), 0u) << "first: " << storm->first_error;
   }
   EXPECT_LT(last.rss_kib - base.rss_kib, 16 * 1024) << "RSS grew from " << base.rss_kib << " to "

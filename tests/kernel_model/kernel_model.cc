@@ -18,7 +18,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "uring/uapi.h"
 
 namespace kmfuse::model {
@@ -153,8 +153,8 @@ struct Queue {
 struct KernelModel::State {
   explicit State(const ModelOptions& o) : opts(o), queues(o.nr_queues), init_done(o.init_done) {}
   const ModelOptions opts;
-  mutable absl::Mutex mu;
-  absl::CondVar cv;
+  mutable Mutex mu;
+  CondVar cv;
   std::vector<Queue> queues ABSL_GUARDED_BY(mu);
   bool init_done ABSL_GUARDED_BY(mu);
   bool aborted ABSL_GUARDED_BY(mu) = false;
@@ -331,7 +331,7 @@ class RingImpl final : public uring::IoRing {
  public:
   RingImpl(KernelModel::State* s, unsigned entries, bool sqe128)
       : s_(s), sqe128_(sqe128), slots_(std::max(1u, entries) * 128) {
-    absl::MutexLock l(&s_->mu);
+    MutexLock l(&s_->mu);
     s_->rings.insert(this);
   }
   ~RingImpl() override;
@@ -344,11 +344,11 @@ class RingImpl final : public uring::IoRing {
     return reinterpret_cast<io_uring_sqe*>(p);
   }
   int Submit() override {
-    absl::MutexLock l(&s_->mu);
+    MutexLock l(&s_->mu);
     return SubmitLocked();
   }
   int SubmitAndWait(unsigned wait_nr) override {
-    absl::MutexLock l(&s_->mu);
+    MutexLock l(&s_->mu);
     int n = SubmitLocked();
     for (;;) {
       PollReadsLocked();
@@ -361,7 +361,7 @@ class RingImpl final : public uring::IoRing {
   unsigned Reap(absl::FunctionRef<void(const uring::Completion&)> fn) override {
     std::deque<uring::Completion> batch;
     {
-      absl::MutexLock l(&s_->mu);
+      MutexLock l(&s_->mu);
       PollReadsLocked();
       batch.swap(cq_);
     }
@@ -445,7 +445,7 @@ void KernelModel::State::PostCqe(RingImpl* ring, uint64_t ud, int32_t res, uint3
 namespace {
 
 RingImpl::~RingImpl() {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   // io_uring exit cancels every command of the ring: entries are released
   // and the requests they held end with ECONNABORTED. Their memory may be
   // unmapped already (policies go before rings), so nothing is read.
@@ -683,7 +683,7 @@ int RingImpl::AddBufpool(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& 
 }
 
 int RingImpl::RegisterRaw(unsigned opcode, void* arg, unsigned nr_args) {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   switch (opcode) {
     case kRegisterBuffers: {
       if (!regbufs_.empty()) return -EBUSY;
@@ -743,7 +743,7 @@ int RingImpl::RegisterRaw(unsigned opcode, void* arg, unsigned nr_args) {
 }
 
 absl::StatusOr<void*> RingImpl::MapRegion(uint64_t offset, size_t len) {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   if (!(offset & uring::kOffPbufRing)) return absl::InvalidArgumentError("unknown mmap offset");
   uint16_t bgid = static_cast<uint16_t>((offset & ~uring::kOffPbufRing) >> uring::kOffPbufShift);
   auto it = kmrings_.find(bgid);
@@ -758,7 +758,7 @@ KernelModel::KernelModel(const ModelOptions& options)
     : options_(options), s_(std::make_unique<State>(options)) {}
 
 KernelModel::~KernelModel() {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   if (!s_->rings.empty()) {
     fprintf(stderr, "kernel model: destroyed while %zu ring(s) still exist\n", s_->rings.size());
     abort();
@@ -772,7 +772,7 @@ std::unique_ptr<uring::IoRing> KernelModel::NewRing(unsigned entries, bool sqe12
 }
 
 void KernelModel::SetInitDone() {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   s_->init_done = true;
 }
 
@@ -784,7 +784,7 @@ uint64_t KernelModel::Inject(uint16_t qid, const abi::fuse_in_header& in, absl::
             op.size(), payload.size());
     abort();
   }
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   auto r = std::make_unique<Request>();
   s_->next_unique += 2;  // FUSE_REQ_ID_STEP
   r->unique = s_->next_unique;
@@ -809,7 +809,7 @@ uint64_t KernelModel::Inject(uint16_t qid, const abi::fuse_in_header& in, absl::
 }
 
 std::optional<ModelReply> KernelModel::WaitReply(uint64_t ticket, absl::Duration timeout) {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   absl::Time deadline = absl::Now() + timeout;
   auto it = s_->requests.find(ticket);
   if (it == s_->requests.end()) return std::nullopt;
@@ -823,7 +823,7 @@ std::optional<ModelReply> KernelModel::WaitReply(uint64_t ticket, absl::Duration
 }
 
 void KernelModel::Abort() {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   State& s = *s_;
   if (s.aborted) return;
   s.aborted = true;
@@ -850,41 +850,41 @@ void KernelModel::Abort() {
 }
 
 bool KernelModel::aborted() const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   return s_->aborted;
 }
 
 bool KernelModel::ready() const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   return s_->ready;
 }
 
 unsigned KernelModel::RegisteredEntries(uint16_t qid) const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   unsigned n = 0;
   for (auto& e : s_->queues.at(qid).entries) n += e->st != Entry::kDead;
   return n;
 }
 
 unsigned KernelModel::FreeBuffers(uint16_t qid) const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   const Queue& q = s_->queues.at(qid);
   return q.bufs ? q.bufs->Free() : 0;
 }
 
 unsigned KernelModel::TotalBuffers(uint16_t qid) const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   const Queue& q = s_->queues.at(qid);
   return q.bufs ? q.bufs->count : 0;
 }
 
 size_t KernelModel::Queued(uint16_t qid) const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   return s_->queues.at(qid).pending.size();
 }
 
 void KernelModel::VerifyQuiescent() {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   for (Queue& q : s_->queues) {
     if (q.memory_gone) continue;
     for (auto& e : q.entries) {
@@ -903,17 +903,17 @@ void KernelModel::VerifyQuiescent() {
 }
 
 std::vector<std::string> KernelModel::violations() const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   return s_->violations;
 }
 
 void KernelModel::ClearViolations() {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   s_->violations.clear();
 }
 
 ModelStats KernelModel::stats() const {
-  absl::MutexLock l(&s_->mu);
+  MutexLock l(&s_->mu);
   return s_->stats;
 }
 

@@ -179,19 +179,19 @@ bool UringEnabled() {
 
 bool RunWithTimeout(std::function<void()> fn, absl::Duration deadline) {
   struct State {
-    absl::Mutex mu;
+    Mutex mu;
     bool done = false;
   };
   auto state = std::make_shared<State>();
   std::thread t([state, fn = std::move(fn)] {
     fn();
-    absl::MutexLock l(&state->mu);
+    MutexLock l(&state->mu);
     state->done = true;
   });
   bool done;
   {
-    absl::MutexLock l(&state->mu);
-    done = state->mu.AwaitWithTimeout(absl::Condition(&state->done), deadline);
+    MutexLock l(&state->mu);
+    done = state->mu.AwaitWithTimeout([&state] { return state->done; }, deadline);
   }
   if (done) {
     t.join();
@@ -390,7 +390,7 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Config confi
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   d->pid_ = pid;
   {
-    absl::MutexLock l(&d->mu_);
+    MutexLock l(&d->mu_);
     d->watchdog_deadline_ = absl::Now() + config.watchdog;
   }
   d->watchdog_ = std::thread([p = d.get()] { p->WatchdogLoop(); });
@@ -399,14 +399,14 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(Config confi
   for (;;) {
     bool exited;
     {
-      absl::MutexLock l(&d->mu_);
+      MutexLock l(&d->mu_);
       exited = d->ReapLocked();
     }
     std::string err = d->Stderr();
     if (exited) {
       int code;
       {
-        absl::MutexLock l(&d->mu_);
+        MutexLock l(&d->mu_);
         code = ExitCodeOf(d->status_);
       }
       return absl::FailedPreconditionError(absl::StrCat(
@@ -449,14 +449,14 @@ bool DaemonProcess::ReapLocked() {
 
 void DaemonProcess::KillAndDetach() {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (!ReapLocked()) kill(pid_, SIGKILL);
   }
   ForceUnmount(mountpoint_);
   absl::Time end = absl::Now() + absl::Seconds(10);
   for (;;) {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (ReapLocked()) break;
     }
     if (absl::Now() > end) {
@@ -468,19 +468,19 @@ void DaemonProcess::KillAndDetach() {
   ForceUnmount(mountpoint_);
 }
 
-bool DaemonProcess::WatchdogWake(DaemonProcess* d) {
-  return d->shutdown_ || d->watchdog_generation_ != d->watchdog_seen_;
-}
-
 void DaemonProcess::WatchdogLoop() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   for (;;) {
     if (shutdown_) return;
     absl::Time deadline = watchdog_deadline_;
     if (absl::Now() >= deadline) break;
     // Wakes on shutdown, on a rearm (the deadline moved) or at the deadline.
     watchdog_seen_ = watchdog_generation_;
-    mu_.AwaitWithDeadline(absl::Condition(&DaemonProcess::WatchdogWake, this), deadline);
+    mu_.AwaitWithDeadline(
+        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return shutdown_ || watchdog_generation_ != watchdog_seen_;
+        },
+        deadline);
   }
   fired_ = true;
   fprintf(stderr,
@@ -493,13 +493,13 @@ void DaemonProcess::WatchdogLoop() {
 }
 
 void DaemonProcess::RearmWatchdog(absl::Duration d) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   watchdog_deadline_ = absl::Now() + d;
   watchdog_generation_++;
 }
 
 bool DaemonProcess::watchdog_fired() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return fired_;
 }
 
@@ -507,7 +507,7 @@ absl::StatusOr<int> DaemonProcess::WaitExit(absl::Duration deadline) {
   absl::Time end = absl::Now() + deadline;
   for (;;) {
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (ReapLocked()) return ExitCodeOf(status_);
     }
     if (absl::Now() > end) break;
@@ -521,7 +521,7 @@ absl::StatusOr<int> DaemonProcess::WaitExit(absl::Duration deadline) {
 
 absl::StatusOr<int> DaemonProcess::Stop(int sig, absl::Duration deadline) {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (!ReapLocked()) kill(pid_, sig);
   }
   return WaitExit(deadline);
@@ -529,7 +529,7 @@ absl::StatusOr<int> DaemonProcess::Stop(int sig, absl::Duration deadline) {
 
 DaemonProcess::~DaemonProcess() {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     shutdown_ = true;
   }
   if (watchdog_.joinable()) watchdog_.join();

@@ -36,7 +36,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "kmfuse/sync.h"
 #include "absl/time/time.h"
 
 namespace kmfuse::itest {
@@ -164,7 +164,6 @@ class DaemonProcess {
   bool ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillAndDetach();
   void WatchdogLoop();
-  static bool WatchdogWake(DaemonProcess* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_);
 
   std::string mountpoint_;
   std::string stderr_path_;
@@ -173,7 +172,7 @@ class DaemonProcess {
   pid_t pid_ = -1;
   std::unique_ptr<TempDir> logdir_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool reaped_ ABSL_GUARDED_BY(mu_) = false;
   int status_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
