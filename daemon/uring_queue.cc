@@ -113,8 +113,9 @@ void UringEntry::Commit(int32_t error, size_t args_len) {
   queue_->CommitFromEntry(this, error, args_len);
 }
 
-bool UringEntry::CommitFromFd(int fd, uint64_t offset, size_t len) {
-  return queue_->StartBackendRead(this, fd, offset, len);
+bool UringEntry::CommitFromFd(int fd, uint64_t offset, size_t len,
+                              std::shared_ptr<const void> pin) {
+  return queue_->StartBackendRead(this, fd, offset, len, std::move(pin));
 }
 
 void UringEntry::Drop() {
@@ -169,7 +170,8 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) 
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
-bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len) {
+bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
+                                  std::shared_ptr<const void> pin) {
   // Only the queue thread submits to its ring (single issuer).
   if (std::this_thread::get_id() != thread_id_) return false;
   if (e->state() != UringEntry::State::kDaemon) OwnershipBug(*e, "backend read");
@@ -199,6 +201,7 @@ bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t
   io_uring_sqe* sqe = ring_->GetSqe();
   if (sqe == nullptr) return false;
   e->read_fd_ = fd;
+  e->read_pin_ = std::move(pin);
   e->read_off_ = offset;
   e->read_len_ = len;
   io_uring_prep_read(sqe, fd, e->payload_, static_cast<unsigned>(len), offset);
@@ -220,6 +223,7 @@ void UringQueue::FinishBackendRead(UringEntry* e, int32_t res) {
     if (n > 0) res += static_cast<int32_t>(n);
   }
   e->read_fd_ = -1;
+  e->read_pin_.reset();
   if (res < 0) return CommitFromEntry(e, res, 0);
   CommitFromEntry(e, 0, static_cast<size_t>(res));
 }

@@ -68,7 +68,7 @@ class UringEntry final : public ReplySink {
   // READ replies from a backing fd go through the queue's own ring
   // (IORING_OP_READ straight into the payload buffer) when called on the
   // queue thread; the commit follows the read's completion.
-  bool CommitFromFd(int fd, uint64_t offset, size_t len) override;
+  bool CommitFromFd(int fd, uint64_t offset, size_t len, std::shared_ptr<const void> pin) override;
 
  private:
   friend class UringQueue;
@@ -79,6 +79,7 @@ class UringEntry final : public ReplySink {
   uint64_t commit_id_ = 0;
   // The backend read in flight for this entry (CommitFromFd).
   int read_fd_ = -1;
+  std::shared_ptr<const void> read_pin_;  // keeps read_fd_ open
   uint64_t read_off_ = 0;
   size_t read_len_ = 0;
   std::atomic<State> state_{State::kNew};
@@ -197,7 +198,8 @@ class UringQueue {
  private:
   friend class UringEntry;
   void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len);
-  bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len);
+  bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
+                        std::shared_ptr<const void> pin);
   void FinishBackendRead(UringEntry* e, int32_t res);
   void QueueCommitSqe(UringEntry* e);
   void HandleCompletion(const uring::Completion& c);

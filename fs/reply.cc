@@ -156,10 +156,11 @@ ssize_t PreadFull(int fd, char* buf, size_t len, off_t offset) {
   return static_cast<ssize_t>(done);
 }
 
-void Reply::DataFromFd(int fd, off_t offset, size_t len) {
+void Reply::DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin) {
   absl::Span<char> buf = Buffer();
   len = std::min(len, buf.size());
-  if (sink_ != nullptr && sink_->CommitFromFd(fd, static_cast<uint64_t>(offset), len)) {
+  if (sink_ != nullptr &&
+      sink_->CommitFromFd(fd, static_cast<uint64_t>(offset), len, std::move(pin))) {
     sink_ = nullptr;
     return;
   }

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 #include "absl/types/span.h"
@@ -49,10 +50,12 @@ class ReplySink {
   // into ArgArea() on the transport's own ring and commit the reply when the
   // read completes, so a slow backing device does not stall the queue.
   // Returns false when the sink cannot (then the caller reads synchronously);
-  // after true the sink owns the answer. fd must stay open until then (the
-  // kernel holds the file during a READ, so RELEASE cannot race it).
-  virtual bool CommitFromFd(int fd, uint64_t offset, size_t len) {
+  // after true the sink owns the answer. The sink holds `pin` (whatever
+  // owns fd) until the read is done, so fd stays open even if a RELEASE
+  // for the file is handled meanwhile on another thread.
+  virtual bool CommitFromFd(int fd, uint64_t offset, size_t len, std::shared_ptr<const void> pin) {
     (void)fd;
+    (void)pin;
     (void)offset;
     (void)len;
     return false;
@@ -112,8 +115,9 @@ class Reply {
   void Data(std::string_view s) { Data(s.data(), s.size()); }
   // Reads up to len bytes of fd at offset straight into the reply buffer
   // (short reads at EOF are fine). O_DIRECT fds whose buffer or length is not
-  // aligned fall back to an aligned bounce buffer.
-  void DataFromFd(int fd, off_t offset, size_t len);
+  // aligned fall back to an aligned bounce buffer. `pin` (optional) owns fd;
+  // an asynchronous read keeps it alive until the read completed.
+  void DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin = nullptr);
 
   // Replies that the filesystem never answered (process-wide, for tests and
   // diagnostics).

@@ -39,7 +39,7 @@ resdir="$("$cxx" -print-resource-dir 2>/dev/null || true)"
 inc="$work/include/kmfuse"
 mkdir -p "$inc"
 ln -sf "$root/daemon/proto/fuse_abi.h" "$inc/fuse_abi.h"
-for h in filesystem.h reply.h memfs.h; do ln -sf "$root/fs/$h" "$inc/$h"; done
+for h in filesystem.h reply.h memfs.h sync.h; do ln -sf "$root/fs/$h" "$inc/$h"; done
 
 srcs=(
   tests/fuzz/fuzz_main.cc tests/fuzz/harness.cc
