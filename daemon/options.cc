@@ -143,7 +143,8 @@ kernel-selected buffers over the best transport this kernel offers.
   -o max_background=N    kernel background request limit (default 64)
   -o cache=none|auto|always, writeback_cache, passthrough, fd_budget=N
   -o ro, rw, allow_other, default_permissions, fsname=NAME, subtype=NAME,
-     suid, dev, exec, noatime, nonempty (allow_other implies default_permissions)
+     suid, dev, exec, noatime, nonempty, run_as_caller
+     (allow_other implies default_permissions and run_as_caller)
   --probe                print what this kernel supports and exit
   -h, --help             this text
   -V, --version          version
@@ -195,7 +196,13 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
   // permission check any user could read and write whatever the daemon can.
   // The kernel's default_permissions checks each call as its caller against
   // the modes and owners the source reports, so allow_other implies it.
-  if (o.mount.allow_other) o.mount.default_permissions = true;
+  // And the files a user creates must be that user's, not the daemon's:
+  // allow_other implies run_as_caller too (a no-op for a daemon that cannot
+  // switch ids, where every caller's files belong to the mounting user).
+  if (o.mount.allow_other) {
+    o.mount.default_permissions = true;
+    o.fs.run_as_caller = true;
+  }
   o.source = positional[0];
   o.mountpoint = positional[1];
   o.fs.source = o.source;

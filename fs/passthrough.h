@@ -32,8 +32,9 @@
 //   waits on a BlockingCalls thread, never on a queue thread.
 // - Credentials: requests run as the daemon's user. With run_as_caller the
 //   creation ops (Mknod, Mkdir, Symlink, Link, Create, Tmpfile) switch the
-//   calling thread's fsuid/fsgid to the caller's for the syscall, so new
-//   files get the caller's ownership (supplementary groups are not switched).
+//   calling thread's fsuid/fsgid and supplementary groups (from
+//   /proc/<pid>/status) to the caller's for the syscall, so new files get
+//   the caller's ownership and group-writable directories work as natively.
 // - The daemon runs with umask 0: modes arrive masked by the kernel and are
 //   applied as given.
 // - Thread-safe: every method may run concurrently with any other.

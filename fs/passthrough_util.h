@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kmfuse/filesystem.h"
 
@@ -52,28 +53,31 @@ inline int KillSuidSgid(int fd) {
   return fchmod(fd, m & 07777) == 0 ? 0 : errno;
 }
 
-// Switches the calling thread's fsuid/fsgid to the request's caller for a
-// creation syscall (setfsuid is per thread). Restores on destruction.
+// Switches the calling thread's credentials to the request's caller for a
+// creation syscall: supplementary groups (read from /proc/<pid>/status of
+// the calling thread; none if it is gone), then fsgid and fsuid. Raw
+// syscalls, so only this thread changes (glibc's setgroups() would switch
+// every thread of the daemon). Needs CAP_SETUID/CAP_SETGID (a root daemon);
+// without them the syscalls fail and the thread keeps its ids. Restores on
+// destruction.
 class ScopedFsIds {
  public:
-  ScopedFsIds(bool on, const RequestContext& ctx) : on_(on) {
-    if (!on_) return;
-    old_gid_ = setfsgid(ctx.gid);
-    old_uid_ = setfsuid(ctx.uid);
-  }
-  ~ScopedFsIds() {
-    if (!on_) return;
-    setfsuid(old_uid_);
-    setfsgid(old_gid_);
-  }
+  ScopedFsIds(bool on, const RequestContext& ctx);
+  ~ScopedFsIds();
   ScopedFsIds(const ScopedFsIds&) = delete;
   ScopedFsIds& operator=(const ScopedFsIds&) = delete;
 
  private:
   bool on_;
+  bool groups_switched_ = false;
   int old_uid_ = 0;
   int old_gid_ = 0;
+  std::vector<gid_t> old_groups_;
 };
+
+// The supplementary groups of thread `tid` ("Groups:" of /proc/<tid>/status).
+// False if the thread is gone or the line is missing.
+bool ReadCallerGroups(uint32_t tid, std::vector<gid_t>* groups);
 
 }  // namespace kmfuse::passthrough_internal
 

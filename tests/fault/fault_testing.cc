@@ -245,9 +245,16 @@ void Figure(const std::string& name, double value) {
 }
 
 int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& fn, absl::Duration deadline) {
+  return RunAsUserWithGroups(uid, gid, {}, fn, deadline);
+}
+
+int RunAsUserWithGroups(uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
+                        const std::function<int()>& fn, absl::Duration deadline) {
   pid_t pid = fork();
   if (pid == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(254);
+    if (setgroups(groups.size(), groups.data()) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+      _exit(254);
+    }
     _exit(fn() & 0xff);
   }
   if (pid < 0) {

@@ -114,6 +114,10 @@ void Figure(const std::string& name, double value);
 // The child is SIGKILLed at the deadline (then 255 + a test failure).
 int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,
               absl::Duration deadline = absl::Seconds(10));
+// As RunAsUser, with these supplementary groups.
+int RunAsUserWithGroups(uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
+                        const std::function<int()>& fn,
+                        absl::Duration deadline = absl::Seconds(10));
 
 // Mounts a tmpfs of the given size (e.g. "2m") at dir; false with a message
 // on stderr if that is not possible.

@@ -7,6 +7,9 @@
 // - allow_other without default_permissions: access is checked as the
 //   caller (kmfused turns default_permissions on), so nobody reads a 0644
 //   root file but not a 0600 one, and cannot write or create as root.
+// - Two unprivileged users through one allow_other mount each act as
+//   themselves (kmfused turns run_as_caller on): access, new files' owners,
+//   supplementary groups, the sticky bit.
 // - An unprivileged user mounts through fusermount3 (kmfused run as nobody)
 //   and cannot read through the mount what it could not read before.
 #include <errno.h>
@@ -134,6 +137,94 @@ TEST_P(SecurityTest, AllowOtherChecksAccessAsTheCaller) {
       << "nobody created a file in a 0755 root directory";
   EXPECT_NE(access((src_ + "/created").c_str(), F_OK), 0);
   EXPECT_EQ(ReadFile(mnt_ + "/secret"), "secret") << "root still reads it";
+  StopCleanly();
+}
+
+// Two unprivileged users through one root daemon with allow_other: each
+// acts as itself. User A's private file stays A's, B's new files are B's
+// (uid and gid), B's supplementary group lets it create in a group-writable
+// directory exactly as it could natively, and the sticky bit holds.
+TEST_P(SecurityTest, AllowOtherServesTwoUsersAsThemselves) {
+  constexpr uid_t kA = 60001, kB = 60002;
+  constexpr gid_t kTeam = 60010;
+  const std::string home = src_ + "/home-a";
+  ASSERT_EQ(mkdir(home.c_str(), 0755), 0);
+  ASSERT_EQ(chown(home.c_str(), kA, kA), 0);
+  ASSERT_TRUE(WriteFile(home + "/private", "a-private"));
+  ASSERT_TRUE(WriteFile(home + "/shared", "a-shared"));
+  for (const char* f : {"/private", "/shared"}) {
+    ASSERT_EQ(chown((home + f).c_str(), kA, kA), 0);
+  }
+  ASSERT_EQ(chmod((home + "/private").c_str(), 0600), 0);
+  ASSERT_EQ(chmod((home + "/shared").c_str(), 0644), 0);
+  ASSERT_EQ(mkdir((src_ + "/team").c_str(), 0775), 0);
+  ASSERT_EQ(chown((src_ + "/team").c_str(), 0, kTeam), 0);
+  ASSERT_EQ(chmod((src_ + "/team").c_str(), 0775), 0);  // mkdir's mode met the umask
+  ASSERT_EQ(mkdir((src_ + "/tmp").c_str(), 01777), 0);
+  ASSERT_EQ(chmod((src_ + "/tmp").c_str(), 01777), 0);
+
+  auto as_a = [&](const std::function<int()>& fn) { return RunAsUserWithGroups(kA, kA, {}, fn); };
+  auto as_b = [&](const std::function<int()>& fn) {
+    return RunAsUserWithGroups(kB, kB, {kTeam}, fn);
+  };
+  auto read_is = [](const std::string& path, const std::string& want) {
+    return [path, want]() -> int {
+      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return errno;
+      char buf[64];
+      ssize_t n = read(fd, buf, sizeof(buf));
+      close(fd);
+      return n == static_cast<ssize_t>(want.size()) && memcmp(buf, want.data(), want.size()) == 0
+                 ? 0
+                 : EIO;
+    };
+  };
+  auto open_errno = [](const std::string& path, int flags) {
+    return [path, flags]() -> int {
+      int fd = open(path.c_str(), flags | O_CLOEXEC, 0640);
+      if (fd < 0) return errno;
+      close(fd);
+      return 0;
+    };
+  };
+  // Control: the same calls on the source itself.
+  ASSERT_EQ(as_b(read_is(home + "/private", "a-private")), EACCES);
+  ASSERT_EQ(as_b(open_errno(src_ + "/team/native-b", O_WRONLY | O_CREAT)), 0);
+  ASSERT_EQ(unlink((src_ + "/team/native-b").c_str()), 0);
+
+  ASSERT_NO_FATAL_FAILURE(Start({"-o", "allow_other"}));
+  const std::string m = mnt_;
+  EXPECT_EQ(as_a(read_is(m + "/home-a/private", "a-private")), 0);
+  EXPECT_EQ(as_b(read_is(m + "/home-a/private", "a-private")), EACCES) << "B read A's 0600 file";
+  EXPECT_EQ(as_b(read_is(m + "/home-a/shared", "a-shared")), 0);
+  EXPECT_EQ(as_b(open_errno(m + "/home-a/shared", O_WRONLY)), EACCES) << "B opened A's file for writing";
+  EXPECT_EQ(as_b(open_errno(m + "/home-a/b-file", O_WRONLY | O_CREAT)), EACCES)
+      << "B created a file in A's 0755 directory";
+
+  // New files belong to whoever created them.
+  EXPECT_EQ(as_a(open_errno(m + "/home-a/new-a", O_WRONLY | O_CREAT)), 0);
+  EXPECT_EQ(as_b(open_errno(m + "/tmp/new-b", O_WRONLY | O_CREAT)), 0);
+  EXPECT_EQ(as_b([&m]() { return mkdir((m + "/tmp/dir-b").c_str(), 0755) == 0 ? 0 : errno; }), 0);
+  struct Want {
+    std::string path;
+    uid_t uid;
+    gid_t gid;
+  };
+  for (const Want& w : {Want{home + "/new-a", kA, kA}, Want{src_ + "/tmp/new-b", kB, kB},
+                        Want{src_ + "/tmp/dir-b", kB, kB}}) {
+    struct stat st;
+    ASSERT_EQ(stat(w.path.c_str(), &st), 0) << w.path;
+    EXPECT_EQ(st.st_uid, w.uid) << w.path;
+    EXPECT_EQ(st.st_gid, w.gid) << w.path;
+  }
+  // B may create in root:team 0775 only through its supplementary group.
+  EXPECT_EQ(as_b(open_errno(m + "/team/b-team", O_WRONLY | O_CREAT)), 0)
+      << "B's supplementary group was not honoured for a create";
+  EXPECT_EQ(as_a(open_errno(m + "/team/a-team", O_WRONLY | O_CREAT)), EACCES)
+      << "A is not in the team group";
+  // Sticky /tmp: A cannot remove B's file.
+  EXPECT_EQ(as_a([&m]() { return unlink((m + "/tmp/new-b").c_str()) == 0 ? 0 : errno; }), EPERM);
+  EXPECT_EQ(access((src_ + "/tmp/new-b").c_str(), F_OK), 0);
   StopCleanly();
 }
 
