@@ -156,6 +156,25 @@ bool AbortConnection(unsigned conn_id) {
   return ok;
 }
 
+namespace {
+
+// mountinfo writes space, tab, newline and backslash in paths as \ooo.
+std::string UnescapeMountinfo(const char* s) {
+  std::string out;
+  for (; *s != '\0'; s++) {
+    if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+        s[3] >= '0' && s[3] <= '7') {
+      out.push_back(static_cast<char>((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0')));
+      s += 3;
+    } else {
+      out.push_back(*s);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 unsigned FuseConnIdOf(const std::string& path) {
   // Read the device number from mountinfo rather than stat(): stat on a FUSE
   // mount sends GETATTR, which blocks before INIT is answered and forever on
@@ -171,7 +190,7 @@ unsigned FuseConnIdOf(const std::string& path) {
     if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3) continue;
     const char* sep = strstr(line, " - ");
     if (sep == nullptr || sscanf(sep + 3, "%255s", fstype) != 1) continue;
-    if (path != mnt) continue;
+    if (path != UnescapeMountinfo(mnt)) continue;
     found = (maj == 0 && strncmp(fstype, "fuse", 4) == 0) ? min : 0;
   }
   fclose(f);

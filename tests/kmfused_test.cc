@@ -383,6 +383,13 @@ class ShutdownTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(ShutdownTest, SigtermDuringIo) { SignalDuringIo(SIGTERM); }
 TEST_P(ShutdownTest, SigintDuringIo) { SignalDuringIo(SIGINT); }
+// mountinfo escapes blanks (\040); the daemon must still find its own
+// connection there, or the abort after the grace period cannot happen and
+// a writer holding a file open keeps the daemon alive.
+TEST_P(ShutdownTest, SigtermDuringIoOnAMountpointWithBlanks) {
+  mnt_ = dir_.Mkdir("mnt with\tblanks");
+  SignalDuringIo(SIGTERM);
+}
 TEST_P(ShutdownTest, ExternalUmount) { ExternalUnmount({"umount", mnt_}); }
 TEST_P(ShutdownTest, FusermountUnmount) {
   if (access("/usr/bin/fusermount3", X_OK) != 0 && access("/bin/fusermount3", X_OK) != 0) {

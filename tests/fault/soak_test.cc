@@ -1,7 +1,7 @@
 // Soak, per transport: fio (randrw, crc32c verify, several jobs) plus a
 // metadata storm (create/write/stat/rename/unlink/mkdir/rmdir across many
 // directories) from more threads than the daemon has queues, for
-// KMFUSE_SOAK_SECONDS (default 20). Zero verify errors, zero unexpected
+// KMFUSE_SOAK_SECONDS (default 60, as in CI). Zero verify errors, zero unexpected
 // errors, and the daemon's RSS and fd count after warm-up vs at the end
 // stay flat (RSS growth < 16 MiB, fd growth < 64).
 #include <errno.h>
@@ -33,12 +33,22 @@ using ::testing::HasSubstr;
 
 constexpr int kStormThreads = 6;  // > the 2 queues of a 2-CPU machine
 constexpr int kStormDirs = 32;
+// How much the daemon's RSS may grow after warm-up. A sanitizer build of
+// kmfused (same config as this test) holds freed memory back on purpose:
+// ASan's quarantine keeps up to 256 MiB, TSan keeps its shadow and history,
+// so there the bound only catches runaway growth; ASan's leak checker at
+// the daemon's exit (exit status asserted) catches leaks instead.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr long kRssGrowthLimitKib = (16 + 256) * 1024;
+#else
+constexpr long kRssGrowthLimitKib = 16 * 1024;
+#endif
 
 int SoakSeconds() {
   const char* v = getenv("KMFUSE_SOAK_SECONDS");
   int n = 0;
   if (v != nullptr && absl::SimpleAtoi(v, &n) && n > 0) return n;
-  return 20;
+  return 60;
 }
 
 struct Storm {
@@ -179,8 +189,8 @@ TEST_P(SoakTest, FioVerifyPlusMetadataStorm) {
     MutexLock l(&storm->mu);
     EXPECT_EQ(storm->errors.load(), 0u) << "first: " << storm->first_error;
   }
-  EXPECT_LT(last.rss_kib - base.rss_kib, 16 * 1024) << "RSS grew from " << base.rss_kib << " to "
-                                                    << last.rss_kib << " KiB";
+  EXPECT_LT(last.rss_kib - base.rss_kib, kRssGrowthLimitKib)
+      << "RSS grew from " << base.rss_kib << " to " << last.rss_kib << " KiB";
   EXPECT_LT(last.fds - base.fds, 64) << "fds grew from " << base.fds << " to " << last.fds;
   // The storm removed everything it created: the source directories are
   // empty again.
