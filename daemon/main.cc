@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/mount.h"
 #include "daemon/options.h"
+#include "daemon/privileges.h"
 #include "daemon/session.h"
 #include "kmfuse/passthrough.h"
 #include "uring/probe.h"
@@ -152,6 +153,15 @@ int Serve(const Options& opts) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Before Session::Start creates the first thread: capabilities are per
+  // thread and threads inherit them.
+  if (absl::StatusOr<uint64_t> kept = DropCapabilities(); !kept.ok()) {
+    fprintf(stderr, "kmfused: warning: could not drop capabilities: %s; continuing with them\n",
+            std::string(kept.status().message()).c_str());
+  } else if (*kept != 0) {
+    fprintf(stderr, "kmfused: capabilities: kept %s, dropped the rest; no_new_privs set\n",
+            DescribeCapabilityMask(*kept).c_str());
+  }
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Start(opts, fs->get());
   if (!session.ok()) {
     fprintf(stderr, "kmfused: %s\n", std::string(session.status().message()).c_str());

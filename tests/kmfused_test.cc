@@ -4,9 +4,11 @@
 // Daemons started here either are DaemonProcess children (watchdog, killed
 // and detached on teardown) or, when the test is about backgrounding, are
 // adopted by this process (child subreaper) and torn down by the fixture.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -287,6 +289,63 @@ TEST_F(BackgroundTest, MountFuse3WithSubtypeFindsDaemonInPath) {
 
 // ---------------------------------------------------------------------------
 // Shutdown, per transport.
+
+// ---------------------------------------------------------------------------
+// Hardening: a root kmfused keeps only the capabilities it uses, in every
+// thread, and still serves, creates files as their callers and unmounts.
+
+// A "CapEff:\t000001ffffffffff"-style field of a /proc status file.
+uint64_t StatusMask(const std::string& status, const std::string& field) {
+  size_t at = status.find("\n" + field + ":\t");
+  if (at == std::string::npos) return ~uint64_t{0};
+  return strtoull(status.c_str() + at + field.size() + 3, nullptr, 16);
+}
+
+TEST(HardeningTest, RootDaemonKeepsOnlyTheCapabilitiesItUses) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: kmfused drops capabilities only when it has them";
+  TempDir dir("caps");
+  DaemonProcess::Config c;
+  c.source = dir.Mkdir("src");
+  c.mountpoint = dir.Mkdir("mnt");
+  c.args = {"-o", "allow_other"};  // run_as_caller: the creates below switch ids
+  c.watchdog = absl::Seconds(40);
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(c);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT((*d)->Stderr(), HasSubstr("capabilities: kept chown,dac_override,dac_read_search"));
+  ASSERT_TRUE(PutFile(c.mountpoint + "/f", "served"));
+  EXPECT_EQ(ReadThrough(c.mountpoint + "/f"), "served");
+
+  // CAP_KILL, SETPCAP, NET_ADMIN, NET_RAW, SYS_MODULE, SYS_RAWIO, SYS_PTRACE,
+  // SYS_BOOT, SYS_TIME must be gone; what serving needs must stay.
+  const int kDropped[] = {5, 8, 12, 13, 16, 17, 19, 22, 25};
+  const int kKept[] = {0, 1, 2, 3, 4, 6, 7, 21};
+  std::vector<std::string> tasks;
+  std::string task_dir = absl::StrCat("/proc/", (*d)->pid(), "/task");
+  DIR* dp = opendir(task_dir.c_str());
+  ASSERT_NE(dp, nullptr) << task_dir << ": " << strerror(errno);
+  while (dirent* e = readdir(dp)) {
+    if (e->d_name[0] != '.') tasks.push_back(e->d_name);
+  }
+  closedir(dp);
+  ASSERT_GE(tasks.size(), 2u) << "expected the transport's threads";
+  for (const std::string& t : tasks) {
+    std::string status = ReadSmallFile(absl::StrCat(task_dir, "/", t, "/status"));
+    if (status.empty()) continue;  // a thread that just ended
+    SCOPED_TRACE(absl::StrCat("thread ", t));
+    const uint64_t eff = StatusMask(status, "CapEff"), prm = StatusMask(status, "CapPrm");
+    const uint64_t bnd = StatusMask(status, "CapBnd"), amb = StatusMask(status, "CapAmb");
+    for (int cap : kDropped) {
+      EXPECT_EQ((eff | prm | bnd) & (uint64_t{1} << cap), 0u) << "capability " << cap << " kept";
+    }
+    for (int cap : kKept) EXPECT_NE(eff & (uint64_t{1} << cap), 0u) << "capability " << cap << " lost";
+    EXPECT_EQ(amb, 0u);
+    EXPECT_THAT(status, HasSubstr("NoNewPrivs:\t1"));
+  }
+  absl::StatusOr<int> rc = (*d)->Stop(SIGTERM);
+  ASSERT_TRUE(rc.ok()) << rc.status();
+  EXPECT_EQ(*rc, 0) << (*d)->Stderr();
+  EXPECT_EQ(MountCountAt(c.mountpoint), 0) << "umount needs CAP_SYS_ADMIN, which must stay";
+}
 
 class ShutdownTest : public ::testing::TestWithParam<std::string> {
  protected:
