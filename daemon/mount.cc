@@ -232,14 +232,43 @@ std::unique_ptr<FuseMount> FuseMount::Adopt(int fd, const std::string& mountpoin
   return m;
 }
 
+uint64_t UniqueMountIdOf(const std::string& path) {
+  constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE, Linux 6.8
+  struct statx stx;
+  if (statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW,
+            kStatxMntIdUnique, &stx) != 0) {
+    return 0;
+  }
+  return (stx.stx_mask & kStatxMntIdUnique) != 0 ? stx.stx_mnt_id : 0;
+}
+
 FuseMount::FuseMount(int fd, std::string mountpoint, bool via_fusermount)
     : fd_(fd), mountpoint_(std::move(mountpoint)), via_fusermount_(via_fusermount) {
   conn_id_ = FuseConnIdOf(mountpoint_);
+  unique_id_ = UniqueMountIdOf(mountpoint_);
+}
+
+FuseMount::Owner FuseMount::WhoIsMounted() const {
+  if (unique_id_ != 0) return UniqueMountIdOf(mountpoint_) == unique_id_ ? Owner::kUs : Owner::kOther;
+  if (conn_id_ != 0) return FuseConnIdOf(mountpoint_) == conn_id_ ? Owner::kUs : Owner::kOther;
+  return Owner::kUnknown;
+}
+
+void FuseMount::DetachIfStillOurs() {
+  if (!mounted_) return;
+  if (WhoIsMounted() != Owner::kUs) {
+    mounted_ = false;  // gone (or cannot tell): never touch the path
+    return;
+  }
+  Unmount();
 }
 
 void FuseMount::Unmount() {
   if (!mounted_) return;
   mounted_ = false;
+  // Only detach if the mount there is still ours (an external umount may have
+  // already removed it and something else could be mounted there now).
+  if (WhoIsMounted() == Owner::kOther) return;
   if (via_fusermount_) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -249,9 +278,6 @@ void FuseMount::Unmount() {
     if (pid > 0) waitpid(pid, nullptr, 0);
     return;
   }
-  // Only detach if the mount there is still ours (an external umount may have
-  // already removed it and something else could be mounted there now).
-  if (conn_id_ != 0 && FuseConnIdOf(mountpoint_) != conn_id_) return;
   umount2(mountpoint_.c_str(), MNT_DETACH);
 }
 

@@ -8,6 +8,7 @@
 #ifndef KMFUSE_DAEMON_MOUNT_H_
 #define KMFUSE_DAEMON_MOUNT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -32,12 +33,15 @@ class FuseMount {
   // The fusectl connection number (/sys/fs/fuse/connections/N), 0 if unknown.
   unsigned conn_id() const { return conn_id_; }
 
-  // Detaches the mount (umount2 MNT_DETACH or fusermount3 -u -z). Idempotent.
+  // Detaches the mount (umount2 MNT_DETACH or fusermount3 -u -z) unless the
+  // path now holds another mount. Idempotent.
   void Unmount();
-  // The connection is known to be gone (external umount or abort): never
-  // unmount the path again — device numbers are recycled, so whatever is
-  // mounted there now belongs to someone else.
-  void MarkGone() { mounted_ = false; }
+  // The connection has ended (external umount, fusectl abort, daemon-side
+  // error): detach the mount only if it is provably still this one, as after
+  // a fusectl abort, which leaves the dead mount in place. Proof is the
+  // never-reused unique mount id (Linux 6.8+); device numbers and fusectl
+  // numbers are recycled, so without it the path is left alone.
+  void DetachIfStillOurs();
   // Aborts the connection through fusectl: every pending and future request
   // fails, every channel reads ENODEV. Used when a clean unmount does not end
   // the connection (files still open) and on fatal errors.
@@ -46,17 +50,26 @@ class FuseMount {
  private:
   FuseMount(int fd, std::string mountpoint, bool via_fusermount);
 
+  enum class Owner { kUs, kOther, kUnknown };
+  Owner WhoIsMounted() const;
+
   int fd_;
   std::string mountpoint_;
   bool via_fusermount_;
   bool mounted_ = true;
   unsigned conn_id_ = 0;
+  uint64_t unique_id_ = 0;  // STATX_MNT_ID_UNIQUE of the mount, 0 if unknown
 };
 
 // Mounts fusectl at /sys/fs/fuse/connections if it is not mounted yet.
 void EnsureFusectl();
 // Aborts connection N through fusectl; false if it could not.
 bool AbortConnection(unsigned conn_id);
+// The never-reused id of the mount at path (STATX_MNT_ID_UNIQUE, Linux 6.8+),
+// 0 if the kernel does not report it. AT_STATX_DONT_SYNC: FUSE answers from
+// its cache, so no request reaches any daemon (ours before INIT, a dead one,
+// or someone else's).
+uint64_t UniqueMountIdOf(const std::string& path);
 // Connection number of the FUSE mount at path (from its st_dev), 0 if none.
 unsigned FuseConnIdOf(const std::string& path);
 

@@ -188,7 +188,7 @@ absl::Status Session::Stop(absl::Duration grace) {
   if (stopped_) return stop_status_;
   stopped_ = true;
   if (transport_->Done()) {
-    mount_->MarkGone();
+    mount_->DetachIfStillOurs();
   } else {
     mount_->Unmount();
   }
