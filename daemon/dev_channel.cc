@@ -50,7 +50,7 @@ void DevSlotSink::Commit(int32_t error, size_t args_len) {
   char* hdr = slot_ + kReplyHeaderOffset;
   std::memcpy(hdr, &out, sizeof(out));
   int rc = WriteToDev(fd_, hdr, out.len);
-  if (rc != 0 && rc != -ENODEV) {
+  if (rc != 0 && rc != -ENODEV && rc != -ECONNABORTED) {
     fprintf(stderr, "kmfused: reply to request %llu rejected by the kernel: %s\n",
             static_cast<unsigned long long>(unique_), strerror(-rc));
   }

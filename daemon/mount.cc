@@ -283,6 +283,17 @@ void FuseMount::Unmount() {
 
 void FuseMount::Abort() { AbortConnection(conn_id_); }
 
+int FuseMount::Waiting() const {
+  if (conn_id_ == 0) return -1;
+  std::string path = absl::StrCat("/sys/fs/fuse/connections/", conn_id_, "/waiting");
+  FILE* f = fopen(path.c_str(), "re");
+  if (f == nullptr) return -1;
+  int n = -1;
+  if (fscanf(f, "%d", &n) != 1) n = -1;
+  fclose(f);
+  return n;
+}
+
 FuseMount::~FuseMount() {
   Unmount();
   if (fd_ >= 0) close(fd_);

@@ -46,6 +46,9 @@ class FuseMount {
   // fails, every channel reads ENODEV. Used when a clean unmount does not end
   // the connection (files still open) and on fatal errors.
   void Abort();
+  // Requests sent or queued and not yet answered on this connection
+  // (/sys/fs/fuse/connections/N/waiting); -1 if unknown.
+  int Waiting() const;
 
  private:
   FuseMount(int fd, std::string mountpoint, bool via_fusermount);

@@ -183,6 +183,20 @@ bool Session::WaitFor(absl::Duration timeout) const {
   return true;
 }
 
+bool Session::WaitForEndOrIdle(absl::Duration grace) const {
+  const absl::Time deadline = absl::Now() + grace;
+  int idle_reads = 0;
+  while (!transport_->Done()) {
+    if (absl::Now() >= deadline) return false;
+    // Requests the kernel has not seen answered; -1 when fusectl is absent.
+    const int waiting = mount_->Waiting();
+    idle_reads = waiting == 0 ? idle_reads + 1 : 0;
+    if (idle_reads >= 2) return transport_->Done();
+    absl::SleepFor(absl::Milliseconds(waiting == 0 ? 20 : 5));
+  }
+  return true;
+}
+
 absl::Status Session::Stop(absl::Duration grace) {
   MutexLock l(&stop_mu_);
   if (stopped_) return stop_status_;
@@ -192,9 +206,10 @@ absl::Status Session::Stop(absl::Duration grace) {
   } else {
     mount_->Unmount();
   }
-  if (!WaitFor(grace)) {
+  if (!WaitForEndOrIdle(grace)) {
     // Files are still open on the detached mount (or the kernel is slow to
-    // tear down): end the connection so every queue sees it.
+    // tear down) and nothing is in flight, or the grace is over: end the
+    // connection so every queue sees it.
     mount_->Abort();
     if (!WaitFor(absl::Seconds(10))) {
       fprintf(stderr, "kmfused: queues did not stop 10 s after abort; still waiting\n");

@@ -58,7 +58,11 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   bool Done() const { return transport_->Done(); }
   // Blocks until the connection ended or the timeout passed; true if ended.
   bool WaitFor(absl::Duration timeout) const;
-  // Unmounts, aborts after `grace` if the connection is still alive, joins
+  // As WaitFor, but also returns (false) once no request is in flight.
+  bool WaitForEndOrIdle(absl::Duration grace) const;
+  // Unmounts; if the connection outlives that (files still open on the
+  // detached mount), aborts it as soon as no request is in flight (fusectl's
+  // `waiting` at 0 twice, 20 ms apart) or at the latest after `grace`; joins
   // every thread and runs FileSystem::Destroy. Idempotent. Returns the first
   // fatal transport error, if any.
   absl::Status Stop(absl::Duration grace = absl::Seconds(2));

@@ -66,7 +66,9 @@ class Worker {
         Return(slot);
         // ENOENT: the request was interrupted before we read it.
         if (err == EINTR || err == EAGAIN || err == ENOENT) continue;
-        if (err == ENODEV) return 0;  // unmounted or aborted
+        // The end of the connection: ENODEV after an unmount or abort,
+        // ECONNABORTED for reads after a fusectl abort.
+        if (err == ENODEV || err == ECONNABORTED) return 0;
         return -err;
       }
       proto::RequestView view;

@@ -101,8 +101,8 @@ class RingReadQueue {
         }
         if (c.res > 0 && uring::BufferRing::HasBuffer(c.flags)) {
           Deliver(uring::BufferRing::BidFromCqeFlags(c.flags), static_cast<size_t>(c.res));
-        } else if (c.res == -ENODEV) {
-          ended_ = true;  // unmounted or aborted
+        } else if (c.res == -ENODEV || c.res == -ECONNABORTED) {
+          ended_ = true;  // unmounted or aborted (ECONNABORTED after a fusectl abort)
         } else if (c.res < 0 && c.res != -ENOBUFS && c.res != -EAGAIN && c.res != -EINTR &&
                    c.res != -ENOENT) {
           if (fatal.ok()) {
