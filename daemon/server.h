@@ -125,7 +125,8 @@ class Server {
   bool WaitFor(absl::Duration timeout) const;
   // Blocks until the connection ended.
   void Wait() const;
-  // Unmounts (abort after a 2 s grace), joins the queue threads and runs
+  // Unmounts (if files keep the connection alive: abort once no request is
+  // in flight, at the latest after 2 s), joins the queue threads and runs
   // FileSystem::Destroy. Idempotent: later calls return the first result.
   // Returns the first fatal transport error, OK after a clean end.
   absl::Status Stop();
