@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 extern char** environ;
 
@@ -175,6 +176,34 @@ std::string KmfusedPath() {
 bool UringEnabled() {
   std::string v = ReadSmallFile("/sys/module/fuse/parameters/enable_uring");
   return !v.empty() && (v[0] == 'Y' || v[0] == '1');
+}
+
+const ProbeReport& Probe() {
+  static const ProbeReport* report = [] {
+    auto* r = new ProbeReport;
+    CommandResult c = RunCommand({KmfusedPath(), "--probe"}, absl::Seconds(60));
+    if (c.exit_code == 0) r->output = c.out;
+    for (absl::string_view line : absl::StrSplit(r->output, '\n')) {
+      if (absl::ConsumePrefix(&line, "auto: transport ")) {
+        r->auto_transport = std::string(line.substr(0, line.find(' ')));
+      }
+    }
+    return r;
+  }();
+  return *report;
+}
+
+absl::Status TransportAvailable(const std::string& name) {
+  const ProbeReport& p = Probe();
+  if (p.output.empty()) return absl::FailedPreconditionError("kmfused --probe did not run");
+  const std::string prefix = absl::StrCat("transport ", name, ": ");
+  for (absl::string_view line : absl::StrSplit(p.output, '\n')) {
+    if (!absl::ConsumePrefix(&line, prefix)) continue;
+    if (line == "available") return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("transport ", name, " is ", line, " on this kernel (kmfused --probe)"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat("kmfused --probe does not list transport ", name));
 }
 
 bool RunWithTimeout(std::function<void()> fn, absl::Duration deadline) {

@@ -65,6 +65,24 @@ std::string KmfusedPath();
 // /sys/module/fuse/parameters/enable_uring reads Y (or 1).
 bool UringEnabled();
 
+// What `kmfused --probe` says of this kernel, run once per test process.
+// Suites instantiate every real transport and skip those the running kernel
+// lacks, so one binary asserts the right things on 6.18 and on 7.3.
+struct ProbeReport {
+  std::string output;  // the whole --probe output (empty if it did not run)
+  std::string auto_transport;  // "bufpool" from "auto: transport bufpool (...)"
+};
+const ProbeReport& Probe();
+// OK when the probe says "transport NAME: available"; otherwise
+// FailedPrecondition carrying the probe's reason, for GTEST_SKIP.
+absl::Status TransportAvailable(const std::string& name);
+// Every transport a kernel can really run, best first (kmbuf, which no
+// kernel has, is not among them).
+inline const std::vector<std::string>& RealTransports() {
+  static const std::vector<std::string> kAll = {"bufpool", "uring", "ring-read", "read"};
+  return kAll;
+}
+
 // Runs fn on a helper thread; true if it returned within deadline. On
 // timeout the thread is detached and stays blocked until whatever blocks it
 // (normally a FUSE mount) is torn down, so fn must own everything it touches
