@@ -20,7 +20,7 @@
 
 namespace kmfuse::conformance {
 
-std::vector<std::string> Transports() { return {"read", "ring-read", "uring"}; }
+std::vector<std::string> Transports() { return itest::RealTransports(); }
 std::vector<std::string> Variants() { return {"default", "cache_none", "writeback", "passthrough"}; }
 
 std::vector<std::string> VariantArgs(const std::string& variant) {
@@ -299,11 +299,8 @@ std::string Twin::S(const std::string& rel) const {
 }
 
 std::string TransportSkipReason(const std::string& transport) {
-  if (transport == "uring" && !itest::UringEnabled()) {
-    return "enable_uring is off (/sys/module/fuse/parameters/enable_uring); run tools/setup "
-           "to test the uring transport";
-  }
-  return "";
+  absl::Status a = itest::TransportAvailable(transport);
+  return a.ok() ? "" : std::string(a.message());
 }
 
 uint64_t EnvNumber(const char* name, uint64_t fallback) {

@@ -33,7 +33,8 @@
 
 namespace kmfuse::conformance {
 
-// {"read", "ring-read", "uring"}.
+// Every real transport (bufpool, uring, ring-read, read); a case skips the
+// ones kmfused --probe says this kernel lacks (TransportSkipReason).
 std::vector<std::string> Transports();
 // {"default", "cache_none", "writeback", "passthrough"}.
 std::vector<std::string> Variants();

@@ -21,7 +21,7 @@
 namespace kmfuse::itest {
 
 const std::vector<std::string>& FaultTransports() {
-  static const std::vector<std::string>* t = new std::vector<std::string>{"read", "ring-read", "uring"};
+  static const std::vector<std::string>* t = new std::vector<std::string>(RealTransports());
   return *t;
 }
 
@@ -34,10 +34,7 @@ std::string TransportParamName(const ::testing::TestParamInfo<std::string>& info
 }
 
 void TransportTest::SetUp() {
-  if (GetParam() == "uring" && !UringEnabled()) {
-    GTEST_SKIP() << "enable_uring is off (/sys/module/fuse/parameters/enable_uring); "
-                    "run tools/setup to test the uring transport";
-  }
+  if (absl::Status a = TransportAvailable(GetParam()); !a.ok()) GTEST_SKIP() << a.message();
 }
 
 absl::StatusOr<std::unique_ptr<DaemonProcess>> TransportTest::Start(std::vector<std::string> extra,

@@ -36,7 +36,7 @@ const std::vector<std::string>& FaultTransports();
 // gtest parameter name: "ring-read" -> "ring_read".
 std::string TransportParamName(const ::testing::TestParamInfo<std::string>& info);
 
-// Fixture: skips uring (with the reason) when enable_uring is off; owns a
+// Fixture: skips (with the probe's reason) a transport this kernel lacks; owns a
 // TempDir with src/ and mnt/. Start() runs kmfused with
 // "-o transport=<param>" plus extra and checks the transport really in use.
 class TransportTest : public ::testing::TestWithParam<std::string> {

@@ -24,10 +24,8 @@ constexpr int kMounts = 16;
 class ManyMountsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "uring" && !UringEnabled()) {
-      GTEST_SKIP() << "enable_uring is off (/sys/module/fuse/parameters/enable_uring); "
-                      "run tools/setup to test the uring transport";
-    }
+    if (GetParam() == "mixed") return;  // every available transport, mixed below
+    if (absl::Status a = TransportAvailable(GetParam()); !a.ok()) GTEST_SKIP() << a.message();
   }
   TempDir dir_{"many"};
 };
@@ -35,8 +33,10 @@ class ManyMountsTest : public ::testing::TestWithParam<std::string> {
 TEST_P(ManyMountsTest, SixteenAtOnce) {
   std::vector<std::string> transports = {GetParam()};
   if (GetParam() == "mixed") {
-    transports = {"read", "ring-read"};
-    if (UringEnabled()) transports.push_back("uring");
+    transports.clear();
+    for (const std::string& t : RealTransports()) {
+      if (TransportAvailable(t).ok()) transports.push_back(t);
+    }
   }
   std::vector<std::unique_ptr<DaemonProcess>> daemons;
   std::vector<std::string> srcs;
@@ -79,7 +79,7 @@ TEST_P(ManyMountsTest, SixteenAtOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ManyMountsTest,
-                         ::testing::Values("read", "ring-read", "uring", "mixed"), TransportParamName);
+                         ::testing::Values("bufpool", "uring", "ring-read", "read", "mixed"), TransportParamName);
 
 }  // namespace
 }  // namespace kmfuse::itest

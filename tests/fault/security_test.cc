@@ -74,10 +74,7 @@ bool PutFile(const std::string& path, const std::string& data, mode_t mode, uid_
 class SecurityTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "uring" && !UringEnabled()) {
-      GTEST_SKIP() << "enable_uring is off (/sys/module/fuse/parameters/enable_uring); "
-                      "run tools/setup to test the uring transport";
-    }
+    if (absl::Status a = TransportAvailable(GetParam()); !a.ok()) GTEST_SKIP() << a.message();
     // Reachable by nobody: /tmp, not root's Bazel output tree.
     setenv("TEST_TMPDIR", "/tmp", 1);
     dir_ = std::make_unique<TempDir>("sec");
