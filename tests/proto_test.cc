@@ -4,7 +4,9 @@
 // over a pipe.
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -289,7 +291,8 @@ TEST_F(ProtoTest, BadNamesAreEinval) {
       {FUSE_MKDIR, mkdir + Name("a/b")},
       {FUSE_MKDIR, mkdir + Name(".")},
       {FUSE_MKDIR, mkdir + Name("..")},
-      {FUSE_MKDIR, mkdir + Name(std::string(256, 'n'))},
+      {FUSE_MKDIR, mkdir + Name(std::string(300, '/'))},
+      {FUSE_RENAME, rename + Name(std::string(256, 'n')) + Name("b/c")},
       {FUSE_MKNOD, Bytes(fuse_mknod_in{}) + Name("..")},
       {FUSE_CREATE, create + Name(".")},
       {FUSE_CREATE, create + Name("/")},
@@ -316,6 +319,68 @@ TEST_F(ProtoTest, BadNamesAreEinval) {
     EXPECT_EQ(AnswerError(), EINVAL);
   }
   EXPECT_THAT(fs_.calls(), IsEmpty());
+}
+
+// Names past NAME_MAX are well formed (the kernel sends longer ones)
+// but no Linux filesystem takes them: each op that carries an entry name is
+// answered ENAMETOOLONG, not EINVAL, without calling the filesystem, in both
+// layouts; a name of exactly NAME_MAX bytes is passed on.
+TEST_F(ProtoTest, NamesPastNameMaxAreEnametoolongPerOp) {
+  const std::string ok(NAME_MAX, 'k');
+  const std::string long256(NAME_MAX + 1, 'n');
+  const std::string long4000(4000, 'm');
+  const std::string mkdir = Bytes(fuse_mkdir_in{0755, 022});
+  const std::string mknod = Bytes(fuse_mknod_in{S_IFIFO | 0644, 0, 022, 0});
+  const std::string create = Bytes(fuse_create_in{O_WRONLY | O_CREAT, 0644, 022, 0});
+  const std::string rename = Bytes(fuse_rename_in{1});
+  const std::string rename2 = Bytes(fuse_rename2_in{1, 0, 0});
+  const std::string link = Bytes(fuse_link_in{5});
+  struct Case {
+    uint32_t opcode;
+    std::string op;  // fixed struct
+    std::string names;
+  };
+  for (const std::string& name : {long256, long4000}) {
+    SCOPED_TRACE(absl::StrCat("name of ", name.size(), " bytes"));
+    std::vector<Case> cases = {
+        {FUSE_LOOKUP, "", Name(name)},
+        {FUSE_MKDIR, mkdir, Name(name)},
+        {FUSE_MKNOD, mknod, Name(name)},
+        {FUSE_CREATE, create, Name(name)},
+        {FUSE_SYMLINK, "", Name(name) + Name("target")},
+        {FUSE_UNLINK, "", Name(name)},
+        {FUSE_RMDIR, "", Name(name)},
+        {FUSE_RENAME, rename, Name(name) + Name("b")},
+        {FUSE_RENAME, rename, Name("a") + Name(name)},
+        {FUSE_RENAME2, rename2, Name(name) + Name("b")},
+        {FUSE_RENAME2, rename2, Name("a") + Name(name)},
+        {FUSE_LINK, link, Name(name)},
+    };
+    for (const Case& c : cases) {
+      SCOPED_TRACE(OpcodeName(c.opcode));
+      ASSERT_EQ(DispatchContiguous(Contiguous(c.opcode, 1, c.op + c.names)), 0);
+      EXPECT_EQ(AnswerError(), ENAMETOOLONG);
+      fuse_in_header h = Header(c.opcode, 1, c.op.size() + c.names.size());
+      ASSERT_EQ(DispatchSplit(h, c.op, c.names), 0);
+      EXPECT_EQ(AnswerError(), ENAMETOOLONG);
+    }
+  }
+  EXPECT_THAT(fs_.calls(), IsEmpty());
+  EXPECT_EQ(dispatcher_.stats().malformed.load(), 0u);
+
+  // NAME_MAX itself is a valid name for every one of them.
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_LOOKUP, 1, Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_MKDIR, 1, mkdir + Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_MKNOD, 1, mknod + Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_CREATE, 1, create + Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_SYMLINK, 1, Name(ok) + Name("t"))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_UNLINK, 1, Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_RMDIR, 1, Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_RENAME, 1, rename + Name(ok) + Name(ok))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_LINK, 1, link + Name(ok))), 0);
+  std::vector<std::string> calls = fs_.calls();
+  ASSERT_EQ(calls.size(), 9u);
+  for (const std::string& call : calls) EXPECT_THAT(call, ::testing::HasSubstr(ok)) << call;
 }
 
 TEST_F(ProtoTest, LookupOfDotDotIsPassedOn) {

@@ -1,6 +1,7 @@
 #include "daemon/proto/dispatch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include <array>
@@ -30,9 +31,8 @@ T Op(const Args& a) {
   return v;
 }
 
-// Splits NUL-terminated names off the front of `rest`. False if a name is
-// missing its NUL, empty, contains '/', or is "." / ".." where a new entry is
-// named.
+// Splits one NUL-terminated name off the front of `rest`. False if the NUL
+// is missing (a malformed request).
 bool TakeName(absl::Span<const char>* rest, std::string_view* name) {
   const void* nul = std::memchr(rest->data(), '\0', rest->size());
   if (nul == nullptr) return false;
@@ -42,11 +42,29 @@ bool TakeName(absl::Span<const char>* rest, std::string_view* name) {
   return true;
 }
 
-bool ValidComponent(std::string_view name) {
-  return !name.empty() && name.size() <= 255 && name.find('/') == std::string_view::npos;
+// Whether a name may reach the filesystem as one path component: 0 if so;
+// EINVAL if it is malformed (empty or holding '/', which the kernel never
+// sends); ENAMETOOLONG past NAME_MAX: the kernel does send such names (up
+// to 1024 bytes on older kernels, up to PATH_MAX on newer ones) and every
+// Linux filesystem refuses them so.
+// Malformed wins over too long.
+int CheckComponent(std::string_view name) {
+  if (name.empty() || name.find('/') != std::string_view::npos) return EINVAL;
+  return name.size() > NAME_MAX ? ENAMETOOLONG : 0;
 }
-bool ValidNewComponent(std::string_view name) {
-  return ValidComponent(name) && name != "." && name != "..";
+// Same, for a name a new entry gets: "." and ".." are malformed there.
+int CheckNewComponent(std::string_view name) {
+  if (name == "." || name == "..") return EINVAL;
+  return CheckComponent(name);
+}
+
+// The one check of a handler that takes a single name: takes it off `rest`
+// and returns the errno to answer (0 to go on).
+int TakeComponent(absl::Span<const char>* rest, std::string_view* name) {
+  return TakeName(rest, name) ? CheckComponent(*name) : EINVAL;
+}
+int TakeNewComponent(absl::Span<const char>* rest, std::string_view* name) {
+  return TakeName(rest, name) ? CheckNewComponent(*name) : EINVAL;
 }
 
 using Handler = void (*)(const Args&, Reply);
@@ -54,7 +72,7 @@ using Handler = void (*)(const Args&, Reply);
 void DoLookup(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name;
-  if (!TakeName(&rest, &name) || !ValidComponent(name)) return r.Error(EINVAL);
+  if (int e = TakeComponent(&rest, &name); e != 0) return r.Error(e);
   a.d.fs()->Lookup(a.ctx, a.in.nodeid, name, std::move(r));
 }
 void DoForget(const Args& a, Reply r) {
@@ -88,43 +106,44 @@ void DoReadlink(const Args& a, Reply r) { a.d.fs()->Readlink(a.ctx, a.in.nodeid,
 void DoSymlink(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name, target;
-  if (!TakeName(&rest, &name) || !TakeName(&rest, &target) || !ValidNewComponent(name) ||
-      target.empty()) {
+  if (!TakeName(&rest, &name) || !TakeName(&rest, &target) || target.empty()) {
     return r.Error(EINVAL);
   }
+  if (int e = CheckNewComponent(name); e != 0) return r.Error(e);
   a.d.fs()->Symlink(a.ctx, a.in.nodeid, name, target, std::move(r));
 }
 void DoMknod(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name;
-  if (!TakeName(&rest, &name) || !ValidNewComponent(name)) return r.Error(EINVAL);
+  if (int e = TakeNewComponent(&rest, &name); e != 0) return r.Error(e);
   a.d.fs()->Mknod(a.ctx, a.in.nodeid, name, Op<fuse_mknod_in>(a), std::move(r));
 }
 void DoMkdir(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name;
-  if (!TakeName(&rest, &name) || !ValidNewComponent(name)) return r.Error(EINVAL);
+  if (int e = TakeNewComponent(&rest, &name); e != 0) return r.Error(e);
   a.d.fs()->Mkdir(a.ctx, a.in.nodeid, name, Op<fuse_mkdir_in>(a), std::move(r));
 }
 void DoUnlink(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name;
-  if (!TakeName(&rest, &name) || !ValidNewComponent(name)) return r.Error(EINVAL);
+  if (int e = TakeNewComponent(&rest, &name); e != 0) return r.Error(e);
   a.d.fs()->Unlink(a.ctx, a.in.nodeid, name, std::move(r));
 }
 void DoRmdir(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name;
-  if (!TakeName(&rest, &name) || !ValidNewComponent(name)) return r.Error(EINVAL);
+  if (int e = TakeNewComponent(&rest, &name); e != 0) return r.Error(e);
   a.d.fs()->Rmdir(a.ctx, a.in.nodeid, name, std::move(r));
 }
 void RenameCommon(const Args& a, uint64_t newdir, uint32_t flags, Reply r) {
   auto rest = a.rest;
   std::string_view name, newname;
-  if (!TakeName(&rest, &name) || !TakeName(&rest, &newname) || !ValidNewComponent(name) ||
-      !ValidNewComponent(newname)) {
-    return r.Error(EINVAL);
-  }
+  if (!TakeName(&rest, &name) || !TakeName(&rest, &newname)) return r.Error(EINVAL);
+  int e_old = CheckNewComponent(name), e_new = CheckNewComponent(newname);
+  // Malformed in either name wins over too long in either.
+  if (e_old == EINVAL || e_new == EINVAL) return r.Error(EINVAL);
+  if (e_old != 0 || e_new != 0) return r.Error(ENAMETOOLONG);
   a.d.fs()->Rename(a.ctx, a.in.nodeid, name, newdir, newname, flags, std::move(r));
 }
 void DoRename(const Args& a, Reply r) {
@@ -137,7 +156,7 @@ void DoRename2(const Args& a, Reply r) {
 void DoLink(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view newname;
-  if (!TakeName(&rest, &newname) || !ValidNewComponent(newname)) return r.Error(EINVAL);
+  if (int e = TakeNewComponent(&rest, &newname); e != 0) return r.Error(e);
   a.d.fs()->Link(a.ctx, Op<fuse_link_in>(a).oldnodeid, a.in.nodeid, newname, std::move(r));
 }
 void DoOpen(const Args& a, Reply r) {
@@ -146,7 +165,7 @@ void DoOpen(const Args& a, Reply r) {
 void DoCreate(const Args& a, Reply r) {
   auto rest = a.rest;
   std::string_view name;
-  if (!TakeName(&rest, &name) || !ValidNewComponent(name)) return r.Error(EINVAL);
+  if (int e = TakeNewComponent(&rest, &name); e != 0) return r.Error(e);
   a.d.fs()->Create(a.ctx, a.in.nodeid, name, Op<fuse_create_in>(a), std::move(r));
 }
 void DoTmpfile(const Args& a, Reply r) {

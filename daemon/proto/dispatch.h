@@ -5,7 +5,10 @@
 // known, op struct fully present, names NUL-terminated and free of '/',
 // payload sizes matching their headers, INIT only once); handlers then trust
 // their input and call the FileSystem. Malformed requests are answered EINVAL
-// (or dropped for no-reply opcodes) and never reach the filesystem.
+// (or dropped for no-reply opcodes) and never reach the filesystem. A
+// well-formed entry name longer than NAME_MAX (255 bytes; the kernel sends
+// longer ones) is answered ENAMETOOLONG, as every Linux filesystem answers it,
+// so a FileSystem sees entry names of 1 to NAME_MAX bytes only.
 //
 // Thread-safety: Dispatch is called concurrently from every queue thread.
 #ifndef KMFUSE_DAEMON_PROTO_DISPATCH_H_

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <signal.h>
@@ -829,6 +830,65 @@ TEST_P(ConformanceTest, TmpfileAndLinkat) {
     close(fd);
     return o;
   });
+}
+
+// A name longer than NAME_MAX: every operation that names it answers
+// ENAMETOOLONG on a Linux filesystem. The FUSE kernel passes such names on
+// to the daemon (up to 1024 bytes on older kernels; 6.18 passes 4000), so it
+// is the daemon's answer that is compared. NAME_MAX exactly is an ordinary
+// name. One check per operation and length.
+TEST_P(ConformanceTest, NamesPastNameMax) {
+  const std::string max(NAME_MAX, 'm');
+  for (size_t len : {size_t{NAME_MAX + 1}, size_t{1024}, size_t{1025}, size_t{4000}}) {
+    const std::string n(len, 'n');
+    SCOPED_TRACE(absl::StrCat("name of ", len, " bytes"));
+    SAME("open O_CREAT", return OpenOnly(J(r, n), O_CREAT | O_WRONLY));
+    SAME("open O_CREAT|O_EXCL in a subdir", return OpenOnly(J(r, "dir/" + n), O_CREAT | O_EXCL | O_RDWR));
+    SAME("creat", {
+      int fd = creat(J(r, n).c_str(), 0600);
+      if (fd >= 0) close(fd);
+      return Sys(fd < 0 ? -1 : 0);
+    });
+    SAME("open existing-style O_RDONLY", return OpenOnly(J(r, n), O_RDONLY));
+    SAME("stat", return Sys(access(J(r, n).c_str(), F_OK)));
+    SAME("mkdir", return Sys(mkdir(J(r, n).c_str(), 0755)));
+    SAME("mkdir below it", return Sys(mkdir(J(r, n + "/x").c_str(), 0755)));
+    SAME("mknod regular", return Sys(mknod(J(r, n).c_str(), S_IFREG | 0600, 0)));
+    SAME("mkfifo", return Sys(mkfifo(J(r, n).c_str(), 0600)));
+    SAME("link to it", return Sys(link(J(r, "file").c_str(), J(r, n).c_str())));
+    SAME("link from it", return Sys(link(J(r, n).c_str(), J(r, "x").c_str())));
+    SAME("symlink named it", return Sys(symlink("file", J(r, n).c_str())));
+    SAME("rename from it", return Sys(rename(J(r, n).c_str(), J(r, "x").c_str())));
+    SAME("rename to it", return Sys(rename(J(r, "file").c_str(), J(r, n).c_str())));
+    SAME("renameat2 NOREPLACE to it",
+         return Sys(renameat2(AT_FDCWD, J(r, "file").c_str(), AT_FDCWD, J(r, n).c_str(),
+                              RENAME_NOREPLACE)));
+    SAME("renameat2 EXCHANGE with it",
+         return Sys(renameat2(AT_FDCWD, J(r, "file").c_str(), AT_FDCWD, J(r, n).c_str(),
+                              RENAME_EXCHANGE)));
+    SAME("unlink", return Sys(unlink(J(r, n).c_str())));
+    SAME("rmdir", return Sys(rmdir(J(r, n).c_str())));
+    SAME("chmod", return Sys(chmod(J(r, n).c_str(), 0600)));
+    SAME("chown", return Sys(chown(J(r, n).c_str(), 1, 1)));
+    SAME("truncate", return Sys(truncate(J(r, n).c_str(), 0)));
+    SAME("utimensat", return Sys(utimensat(AT_FDCWD, J(r, n).c_str(), nullptr, 0)));
+    SAME("setxattr", return Sys(setxattr(J(r, n).c_str(), "user.k", "v", 1, 0)));
+  }
+  // NAME_MAX itself works for each kind of entry.
+  SAME("create NAME_MAX", return OpenOnly(J(r, max), O_CREAT | O_WRONLY));
+  SAME("rename to NAME_MAX", return Sys(rename(J(r, max).c_str(), J(r, "dir/" + max).c_str())));
+  SAME("mkdir NAME_MAX", return Sys(mkdir(J(r, max).c_str(), 0755)));
+  SAME("mkfifo NAME_MAX", return Sys(mkfifo(J(r, "empty/" + max).c_str(), 0600)));
+  SAME("link NAME_MAX", return Sys(link(J(r, "file").c_str(), J(r, "empty2/" + max).c_str())));
+  SAME("symlink NAME_MAX", return Sys(symlink(max.c_str(), J(r, max + "/" + max).c_str())));
+  SAME("readlink NAME_MAX", {
+    char buf[512];
+    ssize_t got = readlink(J(r, max + "/" + max).c_str(), buf, sizeof(buf));
+    return SysData(got, std::string(buf, got > 0 ? static_cast<size_t>(got) : 0));
+  });
+  SAME("unlink NAME_MAX", return Sys(unlink(J(r, "empty2/" + max).c_str())));
+  EXPECT_TRUE(twin_->SameStat("dir/" + max));
+  EXPECT_TRUE(twin_->SameStat(max));
 }
 
 // Reads the rest of a directory stream.

@@ -148,7 +148,7 @@ TEST_P(Hostile, NamesWithoutNulOrWithSlashAreEinval) {
   EXPECT_EQ(Errno(R(FUSE_LOOKUP, 1, {}, "")), EINVAL);
   EXPECT_EQ(Errno(R(FUSE_LOOKUP, 1, {}, Names({"a/b"}))), EINVAL);
   EXPECT_EQ(Errno(R(FUSE_LOOKUP, 1, {}, Names({""}))), EINVAL);
-  EXPECT_EQ(Errno(R(FUSE_LOOKUP, 1, {}, Names({std::string(256, 'n')}))), EINVAL);
+  EXPECT_EQ(Errno(R(FUSE_LOOKUP, 1, {}, Names({std::string(256, 'n')}))), ENAMETOOLONG);  // well formed, too long
   EXPECT_EQ(Errno(R(FUSE_LOOKUP, 1, {}, Names({std::string(255, 'n')}))), ENOENT);
   EXPECT_EQ(Errno(R(FUSE_MKDIR, 1, Bytes(md), Names({"/"}))), EINVAL);
   EXPECT_EQ(Errno(R(FUSE_MKNOD, 1, Bytes(mk), "x")), EINVAL);
