@@ -25,7 +25,6 @@
 namespace kmfuse {
 namespace {
 
-constexpr const char* kVersion = "kmfused 0.1 (FUSE protocol 7.45, io_uring transports)";
 
 // Scratch mount to learn the INIT flags this kernel offers (root only).
 struct InitProbe {
@@ -221,7 +220,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opts->version) {
-    printf("%s\n", kmfuse::kVersion);
+    printf("kmfused %s (FUSE protocol 7.%u, io_uring transports)\n", kmfuse::kKmfuseVersion,
+           kmfuse::abi::FUSE_KERNEL_MINOR_VERSION);
     return 0;
   }
   if (opts->probe) return kmfuse::RunProbe();

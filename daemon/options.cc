@@ -1,6 +1,9 @@
 #include "daemon/options.h"
 
+#include <string.h>
 #include <unistd.h>
+
+#include <iterator>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +30,86 @@ absl::Status ParseSize(absl::string_view key, absl::string_view value, uint64_t 
   }
   *out = n * mult;
   return absl::OkStatus();
+}
+
+// The one option table: `kmfused --help` is printed from it and
+// docs/kmfused.8 is checked against that output (tests/consumer/
+// manpage_test.sh), which also runs every row through the parser. A tag is
+// what the user types, alternatives separated by ", ".
+struct OptionDoc {
+  const char* tag;
+  const char* help;
+};
+
+constexpr OptionDoc kFlags[] = {
+    {"-f", "stay in the foreground (default: return once the mount is live)"},
+    {"-d", "debug: one line per request on stderr (implies -f)"},
+    {"-s", "accepted for libfuse compatibility; transports choose their threads"},
+    {"-o OPT[,OPT...]", "mount options, below"},
+    {"--probe", "print what this kernel supports, one line per mechanism, and exit"},
+    {"-h, --help", "this text"},
+    {"-V, --version", "print the version and exit"},
+};
+
+constexpr OptionDoc kMountOptions[] = {
+    {"transport=T", "auto (default), kmbuf, bufpool, uring, ring-read or read"},
+    {"queue_depth=N", "io_uring entries / ring buffers per queue, 1..4096 (default 16)"},
+    {"threads=N", "queue threads of read and ring-read, 1..256 (default: CPUs)"},
+    {"max_write=BYTES", "largest write request, 4K..1M (default 1M)"},
+    {"max_background=N", "kernel background request limit, 1..65535 (default 64)"},
+    {"cache=none|auto|always", "kernel page cache use (default auto)"},
+    {"writeback_cache[=BOOL]", "let the kernel cache writes (default off)"},
+    {"passthrough[=BOOL]", "kernel backing-file passthrough for reads and writes (default off)"},
+    {"posix_locks[=BOOL]", "serve POSIX record locks on the source (default on)"},
+    {"flock_locks[=BOOL]", "serve flock(2) locks on the source (default on)"},
+    {"fd_budget=N", "most O_PATH inode fds held (default: half of RLIMIT_NOFILE)"},
+    {"run_as_caller[=BOOL]", "act with each caller's uid, gids and groups (default off)"},
+    {"allow_other", "let every user in; implies default_permissions and run_as_caller"},
+    {"default_permissions", "the kernel checks modes and owners"},
+    {"ro, rw", "read-only / read-write mount (default rw)"},
+    {"nosuid, suid", "ignore / honour set-user-ID bits (default nosuid)"},
+    {"nodev, dev", "ignore / honour device files (default nodev)"},
+    {"noexec, exec", "forbid / allow executing files (default exec)"},
+    {"noatime, atime", "do not / do update access times (default atime)"},
+    {"nonempty", "mount over a non-empty directory"},
+    {"fsname=NAME", "the source column of the mount table (default: SOURCE)"},
+    {"subtype=NAME", "the type column is fuse.NAME (default kmfused)"},
+    {"debug", "one line per request on stderr, like -d but without -f"},
+};
+
+// mount(8), fstab and systemd options that mean nothing to the daemon; a
+// trailing '*' matches a prefix.
+constexpr const char* kIgnoredMountOptions[] = {
+    "defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev",
+    "relatime", "strictatime", "sync", "async", "comment=*", "x-*",
+};
+
+bool IsIgnoredMountOption(absl::string_view key) {
+  for (absl::string_view pattern : kIgnoredMountOptions) {
+    if (absl::ConsumeSuffix(&pattern, "*")) {
+      absl::ConsumeSuffix(&pattern, "=");  // "comment=*": the key is "comment"
+      if (pattern == key || (!pattern.empty() && pattern.back() == '-' &&
+                             absl::StartsWith(key, pattern))) {
+        return true;
+      }
+    } else if (pattern == key) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void AppendRows(const OptionDoc* rows, size_t n, std::string* out) {
+  for (size_t i = 0; i < n; i++) {
+    absl::StrAppend(out, "  ", rows[i].tag);
+    size_t width = strlen(rows[i].tag);
+    if (width < 25) {
+      out->append(25 - width, ' ');
+    } else {
+      absl::StrAppend(out, "\n", std::string(27, ' '));
+    }
+    absl::StrAppend(out, rows[i].help, "\n");
+  }
 }
 
 bool IsTransport(absl::string_view t) {
@@ -110,12 +193,11 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
   if (key == "noatime") return flag(&o->mount.noatime, true);
   if (key == "nonempty") return flag(&o->mount.nonempty, true);
   if (key == "debug") return flag(&o->daemon.debug, true);
-  // fstab / mount(8) noise that has no meaning for the daemon.
-  if (key == "defaults" || key == "auto" || key == "noauto" || key == "user" ||
-      key == "users" || key == "nouser" || key == "nofail" || key == "_netdev" ||
-      key == "relatime" || key == "strictatime" || key == "comment" || key == "sync" ||
-      key == "async" || absl::StartsWith(key, "x-")) {
-    return absl::OkStatus();
+  if (IsIgnoredMountOption(key)) return absl::OkStatus();
+  // PassthroughOptions::source is the SOURCE argument; a second spelling of
+  // it in -o would be silently overridden.
+  if (key == "source") {
+    return absl::InvalidArgumentError("option source: give the source directory as SOURCE");
   }
   absl::Status fs_status = ParsePassthroughOption(std::string_view(key.data(), key.size()),
                                                 std::string_view(value.data(), value.size()), &o->fs);
@@ -128,27 +210,21 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
 }  // namespace
 
 std::string UsageText() {
-  return R"(usage: kmfused SOURCE MOUNTPOINT [-o opt[,opt...]] [-f] [-d]
-       kmfused --probe
-
-Mounts a passthrough of SOURCE at MOUNTPOINT. Requests arrive in
-kernel-selected buffers over the best transport this kernel offers.
-
-  -f                     stay in the foreground
-  -d                     debug: one line per request (implies -f)
-  -o transport=T         auto (default), kmbuf, bufpool, uring, ring-read, read
-  -o queue_depth=N       io_uring entries / ring buffers per queue (default 16)
-  -o threads=N           worker threads of the read transport (default: CPUs)
-  -o max_write=BYTES     largest write request, 4K..1M (default 1M)
-  -o max_background=N    kernel background request limit (default 64)
-  -o cache=none|auto|always, writeback_cache, passthrough, fd_budget=N
-  -o ro, rw, allow_other, default_permissions, fsname=NAME, subtype=NAME,
-     suid, dev, exec, noatime, nonempty, run_as_caller
-     (allow_other implies default_permissions and run_as_caller)
-  --probe                print what this kernel supports and exit
-  -h, --help             this text
-  -V, --version          version
-)";
+  std::string out = absl::StrCat(
+      "usage: kmfused SOURCE MOUNTPOINT [-o opt[,opt...]] [-f] [-d]\n"
+      "       kmfused --probe\n\n"
+      "Mounts a passthrough of SOURCE at MOUNTPOINT. Requests arrive in\n"
+      "kernel-selected buffers over the best transport this kernel offers.\n"
+      "In /etc/fstab: SOURCE MOUNTPOINT fuse.kmfused defaults[,opt...] 0 0\n"
+      "\nFlags:\n");
+  AppendRows(kFlags, std::size(kFlags), &out);
+  out += "\nMount options (-o, comma-separated; BOOL is true/false, yes/no, on/off, 1/0):\n";
+  AppendRows(kMountOptions, std::size(kMountOptions), &out);
+  out += "\nAccepted and ignored (fstab, mount(8), systemd):\n ";
+  for (const char* o : kIgnoredMountOptions) absl::StrAppend(&out, " ", o);
+  out += "\n\nExit status: 0 stopped cleanly (signal or unmount), 1 error, 2 usage error.\n"
+         "See kmfused(8).\n";
+  return out;
 }
 
 absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {

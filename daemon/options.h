@@ -11,6 +11,11 @@
 
 namespace kmfuse {
 
+// The kmfuse version, written here and nowhere else: `kmfused --version`
+// prints it, tools/install writes it into kmfuse.pc and tools/package into
+// debian/changelog (both read this line).
+inline constexpr char kKmfuseVersion[] = "0.1";
+
 // Transports in auto-selection order, best first.
 inline constexpr const char* kTransportOrder[] = {"kmbuf", "bufpool", "uring", "ring-read", "read"};
 
@@ -53,6 +58,10 @@ struct Options {
 // InvalidArgument with a message naming the offending option.
 absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args);
 
+// `kmfused --help`, generated from the one option table in options.cc:
+// command-line flags, then every -o option, then the fstab options accepted
+// and ignored. tests/consumer/manpage_test.sh checks docs/kmfused.8 against
+// this text and the parser against both.
 std::string UsageText();
 
 }  // namespace kmfuse
