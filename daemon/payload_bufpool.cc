@@ -1,6 +1,7 @@
 // The `bufpool` payload policy: FUSE io-uring buffer pools, protocol 7.46
-// (docs/kernel-interfaces.md section 5). No kernel here has them: the path
-// is exercised against the kernel model only.
+// (docs/kernel-interfaces.md section 5). Linux 7.3 is the first kernel with
+// them; they run for real there (the tools/vm lane) and against
+// tests/kernel_model everywhere.
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,7 +23,6 @@ namespace {
 using abi::fuse_uring_req_header;
 
 constexpr unsigned kRegisterBuffers = 0;
-constexpr unsigned kUnregisterBuffers = 1;
 // user_data of Setup's own commands; entries use their index (< 65536).
 constexpr uint64_t kAddQueueTag = 0xb0f0000000000001ULL;
 constexpr uint64_t kAddPoolTag = 0xb0f0000000000002ULL;
@@ -30,28 +30,34 @@ constexpr uint64_t kAddPoolTag = 0xb0f0000000000002ULL;
 class BufpoolPolicy final : public PayloadPolicy {
  public:
   explicit BufpoolPolicy(const BufpoolOptions& o) : options_(o) {}
+  // Runs after the ring is gone (uses_ring_in_destructor() is false): no
+  // command takes a pool back, so the kernel may copy into it until then;
+  // closing the ring also drops the fixed-buffer registration.
   ~BufpoolPolicy() override {
-    if (pool_registered_) ring_->RegisterRaw(kUnregisterBuffers, nullptr, 0);
-    if (pool_ != nullptr) munmap(pool_, pool_bytes_);
+    if (pool_ != nullptr) munmap(pool_, pool_map_bytes_);
     if (headers_ != nullptr) munmap(headers_, headers_bytes_);
   }
   const char* name() const override { return "bufpool"; }
+  bool uses_ring_in_destructor() const override { return false; }
 
   absl::Status Setup(uring::IoRing& ring, const PolicySetup& s) override {
-    ring_ = &ring;
     qid_ = s.qid;
-    buf_size_ = (s.payload_size + 4095) & ~size_t{4095};
+    // The kernel cuts the pool into buffers of exactly its payload size
+    // (buffer i at uaddr + i * size), so no rounding here.
+    buf_size_ = s.payload_size;
     const unsigned bufs = options_.bufs ? options_.bufs : s.entries;
     pool_bytes_ = bufs * buf_size_;
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    pool_map_bytes_ = (pool_bytes_ + page - 1) / page * page;
     if (pool_bytes_ > UINT32_MAX) {
       return absl::InvalidArgumentError(absl::StrCat(
           "queue ", qid_, ": a buffer pool of ", pool_bytes_ >> 20,
           " MiB does not fit the 32-bit length of ADD_BUFPOOL (lower -o queue_depth or max_write)"));
     }
-    headers_bytes_ = (s.entries * sizeof(fuse_uring_req_header) + 4095) & ~size_t{4095};
+    headers_bytes_ = (s.entries * sizeof(fuse_uring_req_header) + page - 1) / page * page;
     void* h = mmap(nullptr, headers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
-    void* p = mmap(nullptr, pool_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(nullptr, pool_map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (h != MAP_FAILED) headers_ = static_cast<char*>(h);
     if (p != MAP_FAILED) pool_ = static_cast<char*>(p);
     if (headers_ == nullptr || pool_ == nullptr) {
@@ -66,7 +72,6 @@ class BufpoolPolicy final : public PayloadPolicy {
         return absl::ErrnoToStatus(
             -rc, absl::StrCat("queue ", qid_, ": IORING_REGISTER_BUFFERS (buffer pool)"));
       }
-      pool_registered_ = true;
     }
     iov_.resize(s.entries * 2);
 
@@ -103,7 +108,16 @@ class BufpoolPolicy final : public PayloadPolicy {
   int OnDelivered(UringEntry& e, uint32_t) override {
     abi::fuse_uring_ent_in_out ent;
     std::memcpy(&ent, &e.header()->ring_ent_in_out, sizeof(ent));
+    abi::fuse_in_header in;
+    std::memcpy(&in, e.header()->in_out, sizeof(in));
+    if (!HasPoolPayload(in.opcode)) {
+      // No buffer: the reported offset 0 is not this request's, buffer 0
+      // may belong to another entry.
+      e.set_payload(nullptr);
+      return ent.payload_sz == 0 ? 0 : -ERANGE;
+    }
     if (ent.offset % buf_size_ != 0 || size_t{ent.offset} + buf_size_ > pool_bytes_) {
+      e.set_payload(nullptr);
       return -ERANGE;
     }
     e.set_payload(pool_ + ent.offset);
@@ -151,25 +165,32 @@ class BufpoolPolicy final : public PayloadPolicy {
     return -EAGAIN;
   }
   absl::Status CmdError(const char* what, int res) const {
-    // 6.14-6.18 answer an unknown command with EINVAL; a connection without
-    // io-uring answers EOPNOTSUPP. Either way the feature is missing.
-    if (std::string_view(what) == "ADD_QUEUE" && (res == -EINVAL || res == -EOPNOTSUPP)) {
+    // 6.14-6.18 answer an unknown command with EINVAL: no buffer pools.
+    if (std::string_view(what) == "ADD_QUEUE" && res == -EINVAL) {
       return absl::UnimplementedError(absl::StrCat(
           "queue ", qid_, ": FUSE_IO_URING_CMD_", what, " returned ", strerror(-res),
           ": the kernel has no FUSE io-uring buffer pools (protocol 7.46, Linux 7.3+)"));
+    }
+    // EOPNOTSUPP: io-uring is off on this connection, although INIT offered
+    // buffer pools: the INIT reply did not enable it, or a REGISTER on it
+    // failed (7.3 then switches io-uring off for the connection).
+    if (res == -EOPNOTSUPP) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "queue ", qid_, ": FUSE_IO_URING_CMD_", what, " returned ", strerror(-res),
+          " (EOPNOTSUPP): FUSE-over-io_uring is off on this connection (the INIT reply did not "
+          "enable it, or an earlier REGISTER failed and the kernel switched it off)"));
     }
     return absl::ErrnoToStatus(-res, absl::StrCat("queue ", qid_, ": FUSE_IO_URING_CMD_", what));
   }
 
   const BufpoolOptions options_;
-  uring::IoRing* ring_ = nullptr;
   uint16_t qid_ = 0;
   size_t buf_size_ = 0;
   char* pool_ = nullptr;
-  size_t pool_bytes_ = 0;
+  size_t pool_bytes_ = 0;      // buffers x buf_size_: the length ADD_BUFPOOL names
+  size_t pool_map_bytes_ = 0;  // pool_bytes_ rounded up to a page
   char* headers_ = nullptr;
   size_t headers_bytes_ = 0;
-  bool pool_registered_ = false;
   std::vector<struct iovec> iov_;  // must stay valid while REGISTER is in flight
 };
 

@@ -1,6 +1,7 @@
 #include "daemon/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -11,6 +12,8 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/dev_channel.h"
 #include "daemon/proto/request.h"
@@ -27,6 +30,28 @@ constexpr uint64_t kDefaultWant =
     FUSE_FLOCK_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
     FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_MAX_PAGES |
     FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT | FUSE_EXPORT_SUPPORT;
+// The kernel's max_pages when the INIT reply does not carry FUSE_MAX_PAGES
+// (FUSE_DEFAULT_MAX_PAGES_PER_REQ), and its fs.fuse.max_pages_limit where
+// that sysctl is absent (FUSE_MAX_MAX_PAGES).
+constexpr uint32_t kKernelDefaultMaxPages = 32;
+constexpr uint32_t kKernelMaxPagesLimit = 256;
+
+// fs.fuse.max_pages_limit: the kernel clamps an accepted max_pages to it.
+uint32_t KernelMaxPagesLimit() {
+  uint32_t limit = kKernelMaxPagesLimit;
+  int fd = open("/proc/sys/fs/fuse/max_pages_limit", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return limit;
+  char buf[32] = {};
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  uint32_t v = 0;
+  if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(buf, n)), &v) &&
+      v > 0) {
+    limit = v;
+  }
+  return limit;
+}
+
 // Optional features only a filesystem can ask for.
 constexpr uint64_t kFsMayWant = FUSE_WRITEBACK_CACHE | FUSE_PASSTHROUGH | FUSE_DONT_MASK |
                                 FUSE_POSIX_ACL | FUSE_NO_OPEN_SUPPORT |
@@ -127,9 +152,8 @@ absl::Status Session::Handshake(KernelOffer offer) {
   choice_ = *choice;
 
   proto_minor_ = std::min(init.minor, FUSE_KERNEL_MINOR_VERSION);
-  long page = sysconf(_SC_PAGESIZE);
+  const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   max_write_ = opts_.daemon.max_write;
-  max_pages_ = static_cast<uint32_t>((max_write_ + page - 1) / page);
 
   ConnectionInfo conn;
   conn.proto_major = init.major;
@@ -146,8 +170,20 @@ absl::Status Session::Handshake(KernelOffer offer) {
   }
   uint64_t want = conn.want & offered & (kDefaultWant | kFsMayWant);
   if (choice_.transport != "read" && choice_.transport != "ring-read") want |= FUSE_OVER_IO_URING;
+  // The kernel reads flags2 (FUSE_OVER_IO_URING and every other bit above
+  // 31) only when the reply carries FUSE_INIT_EXT, also if Init() cleared it.
+  if ((want >> 32) != 0 && (offered & FUSE_INIT_EXT)) want |= FUSE_INIT_EXT;
   if (!(want & FUSE_PASSTHROUGH)) conn.max_stack_depth = 0;
-  max_write_ = std::min(max_write_, conn.max_write);
+  // The kernel raises max_write below 4 KiB to 4 KiB.
+  max_write_ = std::max<uint32_t>(4096, std::min(max_write_, conn.max_write));
+  // max_pages: what we ask for covers max_write; the kernel takes it only
+  // with FUSE_MAX_PAGES (clamped to fs.fuse.max_pages_limit) and keeps its
+  // default otherwise. max_pages_ is the kernel's value: it sizes requests
+  // and the FUSE-over-io_uring payload buffers.
+  const uint32_t asked_pages =
+      std::min<uint32_t>(UINT16_MAX, std::max<uint32_t>(1, (max_write_ + page - 1) / page));
+  max_pages_ = (want & FUSE_MAX_PAGES) ? std::min(asked_pages, KernelMaxPagesLimit())
+                                        : kKernelDefaultMaxPages;
 
   fuse_init_out out{};
   out.major = FUSE_KERNEL_VERSION;
@@ -159,7 +195,7 @@ absl::Status Session::Handshake(KernelOffer offer) {
   out.congestion_threshold = static_cast<uint16_t>(opts_.daemon.max_background * 3 / 4);
   out.max_write = max_write_;
   out.time_gran = conn.time_gran;
-  out.max_pages = static_cast<uint16_t>(max_pages_);
+  out.max_pages = static_cast<uint16_t>(asked_pages);
   out.max_stack_depth = conn.max_stack_depth;
   size_t out_len = sizeof(out);
   if (init.minor < 23) out_len = 24;  // FUSE_COMPAT_22_INIT_OUT_SIZE

@@ -32,8 +32,8 @@ struct TransportEnv {
   int dev_fd = -1;                        // the connection's /dev/fuse fd (INIT done)
   proto::Dispatcher* dispatcher = nullptr;
   const Options* opts = nullptr;
-  uint32_t max_write = 0;                 // negotiated
-  uint32_t max_pages = 0;                 // negotiated
+  uint32_t max_write = 0;                 // negotiated (the kernel's value)
+  uint32_t max_pages = 0;                 // the kernel's (FUSE_MAX_PAGES or its default)
 };
 
 class Transport {

@@ -75,8 +75,10 @@ class UringTransport final : public Transport {
   absl::Status Start() override {
     if (absl::Status s = side_->Start(); !s.ok()) return s;
     std::vector<int> cpus = PossibleCpus();
-    size_t payload = abi::UringMinPayload(env_.max_write, env_.max_pages, 4096);
-    payload = (payload + 4095) & ~size_t{4095};
+    // Exactly the kernel's payload size, from the negotiated max_write and
+    // the kernel's own max_pages (Session) and the real page size.
+    const size_t payload = abi::UringMinPayload(env_.max_write, env_.max_pages,
+                                                static_cast<size_t>(sysconf(_SC_PAGESIZE)));
     for (size_t q = 0; q < cpus.size(); q++) {
       UringQueueConfig cfg;
       cfg.qid = static_cast<uint16_t>(q);

@@ -43,7 +43,10 @@ class PerEntryPolicy final : public PayloadPolicy {
     const unsigned entries = s.entries;
     qid_ = qid;
     entries_ = entries;
-    payload_ = s.payload_size;
+    // Page multiples keep every payload page-aligned; larger than the
+    // kernel's size is allowed for per-entry buffers.
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    payload_ = (s.payload_size + page - 1) / page * page;
     headers_bytes_ = (entries * sizeof(fuse_uring_req_header) + 4095) & ~size_t{4095};
     bytes_ = headers_bytes_ + entries * payload_;
     void* m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -78,6 +81,8 @@ class PerEntryPolicy final : public PayloadPolicy {
   int OnDelivered(UringEntry&, uint32_t) override { return 0; }
   size_t payload_capacity() const override { return payload_; }
   size_t buffer_bytes() const override { return bytes_; }
+  // The kernel keeps each entry's payload address until the ring is gone.
+  bool uses_ring_in_destructor() const override { return false; }
 
  private:
   uint16_t qid_ = 0;
@@ -93,6 +98,28 @@ class PerEntryPolicy final : public PayloadPolicy {
 
 std::unique_ptr<PayloadPolicy> MakePerEntryPolicy() { return std::make_unique<PerEntryPolicy>(); }
 
+bool HasPoolPayload(uint32_t opcode) {
+  switch (opcode) {
+    case abi::FUSE_FORGET:
+    case abi::FUSE_RELEASE:
+    case abi::FUSE_FSYNC:
+    case abi::FUSE_FLUSH:
+    case abi::FUSE_RELEASEDIR:
+    case abi::FUSE_FSYNCDIR:
+    case abi::FUSE_SETLK:
+    case abi::FUSE_SETLKW:
+    case abi::FUSE_ACCESS:
+    case abi::FUSE_INTERRUPT:
+    case abi::FUSE_DESTROY:
+    case abi::FUSE_BATCH_FORGET:
+    case abi::FUSE_FALLOCATE:
+    case abi::FUSE_SYNCFS:
+      return false;
+    default:
+      return true;
+  }
+}
+
 void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t flags,
                       uint64_t commit_id, uint16_t qid, uint64_t user_data) {
   fuse_uring_cmd_req req{};
@@ -106,6 +133,7 @@ void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t 
 
 absl::Span<char> UringEntry::ArgArea() {
   if (state() != State::kDaemon) queue_->OwnershipBug(*this, "reply buffer used");
+  if (payload_ == nullptr) return {};
   return absl::Span<char>(payload_, queue_->policy_->payload_capacity());
 }
 
@@ -129,9 +157,15 @@ UringQueue::UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolic
     : cfg_(cfg), policy_(std::move(policy)), dispatcher_(dispatcher) {}
 
 UringQueue::~UringQueue() {
-  // Buffer rings and registrations belong to the ring: drop the policy first.
-  policy_.reset();
-  ring_.reset();
+  if (policy_ != nullptr && policy_->uses_ring_in_destructor()) {
+    // Its buffer rings and registrations belong to the ring: drop it first.
+    policy_.reset();
+    ring_.reset();
+  } else {
+    // The kernel may write into the policy's memory until the ring is gone.
+    ring_.reset();
+    policy_.reset();
+  }
   if (mailbox_fd_ >= 0) close(mailbox_fd_);
 }
 
@@ -288,9 +322,14 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     live_--;
     if (err != ENOTCONN && err != ECONNABORTED && err != ECANCELED && err != ENODEV &&
         fatal_.ok()) {
-      fatal_ = absl::InternalError(absl::StrCat("queue ", cfg_.qid, " entry ", e->index(), ": ",
-                                                e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER",
-                                                " failed: ", strerror(err)));
+      // After a failed REGISTER, 7.3 switches io-uring off for the
+      // connection: every later command gets EOPNOTSUPP.
+      fatal_ = absl::InternalError(absl::StrCat(
+          "queue ", cfg_.qid, " entry ", e->index(), ": ",
+          e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER", " failed: ", strerror(err),
+          err == EOPNOTSUPP ? " (EOPNOTSUPP: FUSE-over-io_uring is off on this connection; the "
+                              "kernel switches it off after a failed REGISTER)"
+                            : ""));
       fprintf(stderr, "kmfused: %s\n", std::string(fatal_.message()).c_str());
     }
     return;
@@ -308,8 +347,17 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
   }
   proto::RequestView view;
   if (proto::DecodeSplit(e->header_->in_out, e->header_->op_in, e->payload_, ent.payload_sz,
-                         policy_->payload_capacity(), &view) != 0) {
+                         e->payload_ != nullptr ? policy_->payload_capacity() : 0, &view) != 0) {
     return CommitFromEntry(e, -EINVAL, 0);
+  }
+  if (view.in.opcode == abi::FUSE_NOTIFY_REPLY) {
+    // The answer to a NotifyRetrieve has an empty first argument: op_in is
+    // not written and fuse_notify_retrieve_in opens the payload, followed by
+    // the data. Seen as one contiguous argument area it is what /dev/fuse
+    // delivers.
+    view.head = view.payload;
+    view.payload = {};
+    view.split = false;
   }
   if (view.in.unique != e->commit_id_) e->commit_id_ = view.in.unique;
   dispatcher_->Dispatch(view, e);

@@ -56,12 +56,13 @@ class UringEntry final : public ReplySink {
   State state() const { return state_.load(std::memory_order_acquire); }
   abi::fuse_uring_req_header* header() const { return header_; }
   // The payload buffer the current request uses (set by the policy on
-  // delivery; per-entry policies set it once).
+  // delivery; per-entry policies set it once). nullptr when the kernel gave
+  // the request none (bufpool: a request without a copyable payload).
   char* payload() const { return payload_; }
   void set_payload(char* p) { payload_ = p; }
   uint64_t commit_id() const { return commit_id_; }
 
-  // ReplySink: valid only in kDaemon.
+  // ReplySink: valid only in kDaemon. Empty when payload() is nullptr.
   absl::Span<char> ArgArea() override;
   void Commit(int32_t error, size_t args_len) override;
   void Drop() override;
@@ -89,7 +90,10 @@ class UringEntry final : public ReplySink {
 struct PolicySetup {
   uint16_t qid = 0;
   unsigned entries = 0;     // UringEntry objects (in-flight URING_CMDs) of the queue
-  size_t payload_size = 0;  // bytes one request/reply payload may need (page multiple)
+  // The kernel's payload size for this connection, exactly:
+  // max(8192, max_write, max_pages * page size) with the negotiated values.
+  // Per-entry buffers may be larger; pool buffers are exactly this far apart.
+  size_t payload_size = 0;
   int fuse_fd = -1;         // the connection's /dev/fuse fd (URING_CMD target)
 };
 
@@ -98,9 +102,14 @@ struct PolicySetup {
 // Contract: one policy object per queue, used only from that queue's thread
 // (OnDelivered, Prep*) except the const accessors. It owns every buffer,
 // registration and buffer ring it creates and releases them in its
-// destructor, which runs BEFORE the ring is destroyed (UringQueue's
-// destructor order). The kernel, not the policy, recycles kernel-selected
-// buffers: no policy has a recycle operation.
+// destructor. When that destructor runs depends on
+// uses_ring_in_destructor(): true, it runs BEFORE the ring is destroyed and
+// may unregister; false, it runs AFTER the ring is gone and must not touch
+// it. Memory the kernel may still write into (per-entry buffers, a buffer
+// pool: the kernel has no command to take a pool back) must stay mapped
+// until the ring is gone, so such policies say false. The kernel, not the
+// policy, recycles kernel-selected buffers: no policy has a recycle
+// operation.
 class PayloadPolicy {
  public:
   virtual ~PayloadPolicy() = default;
@@ -126,7 +135,18 @@ class PayloadPolicy {
   virtual size_t payload_capacity() const = 0;
   // Memory this queue's buffers use, for Describe().
   virtual size_t buffer_bytes() const = 0;
+  // See the contract above.
+  virtual bool uses_ring_in_destructor() const { return true; }
 };
+
+// Whether the kernel gives a request of this opcode a payload buffer from a
+// buffer pool: only requests with a copyable payload get one (more than one
+// in-argument or any out-argument; docs/kernel-interfaces.md section 5).
+// False for FLUSH, RELEASE(DIR), FSYNC(DIR), ACCESS, SETLK(W), FALLOCATE,
+// SYNCFS and DESTROY (and FORGET, BATCH_FORGET, INTERRUPT, which never
+// travel the rings): the kernel reports offset 0 for them without giving
+// them buffer 0.
+bool HasPoolPayload(uint32_t opcode);
 
 using PolicyFactory = std::function<std::unique_ptr<PayloadPolicy>()>;
 using RingFactory =
@@ -160,7 +180,9 @@ std::unique_ptr<PayloadPolicy> MakeKmbufPolicy(const KmbufOptions& options);
 // later SQE of the queue carries IORING_URING_CMD_FIXED with buf_index 0.
 // REGISTER passes iovec[2] = {header, {NULL, 0}}. On delivery the payload is
 // pool + ring_ent_in_out.offset (checked: a multiple of payload_size inside
-// the pool, else the request is failed with EIO). The kernel recycles.
+// the pool, else the request is failed with EIO), or none for a request
+// without a copyable payload (HasPoolPayload). The kernel recycles. The
+// pool stays mapped (and registered) until the ring is gone.
 struct BufpoolOptions {
   unsigned bufs = 0;        // 0: one buffer per entry
   bool registered = false;  // register the pool as a fixed buffer
