@@ -33,7 +33,7 @@ cp "$TEST_SRCDIR/$TEST_WORKSPACE/fs/examples/hello.cc" "$ws/hello.cc"
 [[ -x $ws/bazel-bin/hello ]] || fail "no $ws/bazel-bin/hello"
 
 mnt=$TEST_TMPDIR/kmfuse-consumer
-serve "$ws/bazel-bin/hello" "$mnt"
+serve "$ws/bazel-bin/hello" "$mnt" -f
 check_hello "$mnt"
 stop_server
 echo PASS

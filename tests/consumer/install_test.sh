@@ -40,7 +40,7 @@ ldd "$TEST_TMPDIR/hello_static" | grep libkmfuse >/dev/null && fail "hello_stati
 
 for variant in shared static; do
   mnt=$TEST_TMPDIR/kmfuse-$variant
-  serve "$TEST_TMPDIR/hello_$variant" "$mnt"
+  serve "$TEST_TMPDIR/hello_$variant" "$mnt" -f
   check_hello "$mnt"
   stop_server
 done
