@@ -294,9 +294,11 @@ uint32_t Le32(const uint8_t* p) {
 
 }  // namespace
 
-int KmfuseFuzzOne(const uint8_t* data, size_t size) {
-  using namespace kmfuse::fuzz;  // NOLINT
-  if (size == 0) return 0;
+namespace kmfuse::fuzz {
+
+std::vector<Outcome> RunInput(const uint8_t* data, size_t size) {
+  std::vector<Outcome> outcomes;
+  if (size == 0) return outcomes;
   const bool split = (data[0] & kLayoutSplit) != 0;
   Harness h;
   size_t pos = 1;
@@ -306,7 +308,7 @@ int KmfuseFuzzOne(const uint8_t* data, size_t size) {
       size_t n = Le32(data + pos);
       pos += 4;
       n = std::min({n, size - pos, kMaxReceived});
-      h.Contiguous(std::string_view(bytes + pos, n));
+      outcomes.push_back(h.Contiguous(std::string_view(bytes + pos, n)));
       pos += n;
       continue;
     }
@@ -319,8 +321,15 @@ int KmfuseFuzzOne(const uint8_t* data, size_t size) {
     std::string_view op_in(bytes + pos, std::min(kUringAreaSize, size - pos));
     pos += op_in.size();
     n = std::min(n, size - pos);
-    h.Split(in_out, op_in, payload_sz, std::string_view(bytes + pos, n));
+    outcomes.push_back(h.Split(in_out, op_in, payload_sz, std::string_view(bytes + pos, n)));
     pos += n;
   }
+  return outcomes;
+}
+
+}  // namespace kmfuse::fuzz
+
+int KmfuseFuzzOne(const uint8_t* data, size_t size) {
+  kmfuse::fuzz::RunInput(data, size);
   return 0;
 }

@@ -40,6 +40,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kmfuse::fuzz {
 
@@ -85,10 +86,14 @@ class Harness {
   std::unique_ptr<Impl> impl_;
 };
 
+// Runs one input (format above) through a fresh Harness and returns how each
+// of its requests was answered, in order; aborts on a broken invariant.
+std::vector<Outcome> RunInput(const uint8_t* data, size_t size);
+
 }  // namespace kmfuse::fuzz
 
-// Runs one fuzz input (format above); always returns 0, aborts on a broken
-// invariant. Shared by the libFuzzer target and the corpus replay test.
+// libFuzzer's entry point: RunInput, then 0 (libFuzzer's contract; a broken
+// invariant aborts instead).
 int KmfuseFuzzOne(const uint8_t* data, size_t size);
 
 #endif  // KMFUSE_TESTS_FUZZ_HARNESS_H_
