@@ -104,7 +104,7 @@ TEST_P(FioVerifyTest, Crc32cVerifyThroughTheMount) {
   std::string jobs = absl::StrCat(
       "[global]\ndirectory=", mnt, "\nsize=", size_mb,
       "m\nioengine=psync\nverify=crc32c\ndo_verify=1\nverify_fatal=1\n"
-      "verify_dump=0\nstonewall\nrandrepeat=0\n");
+      "verify_dump=0\nverify_state_save=0\nstonewall\nrandrepeat=0\n");
   int count = 0;
   for (const char* io : {"buffered", "direct"}) {
     for (const char* rw : {"write", "randwrite"}) {

@@ -114,7 +114,8 @@ TEST_P(SoakTest, FioVerifyPlusMetadataStorm) {
   std::vector<std::string> argv = {
       "fio", "--name=soak", "--directory=" + mnt_ + "/fio", "--rw=randrw", "--bsrange=4k-64k",
       "--size=8M", "--numjobs=3", "--ioengine=psync", "--verify=crc32c", "--verify_backlog=256",
-      "--verify_fatal=1", "--time_based", absl::StrCat("--runtime=", seconds),
+      "--verify_fatal=1", "--verify_state_save=0", "--time_based",
+      absl::StrCat("--runtime=", seconds),
       "--output-format=terse", "--terse-version=3"};
   std::thread fio_thread([fio, argv, seconds] {
     *fio = RunCommand(argv, absl::Seconds(seconds + 60));
