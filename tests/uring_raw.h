@@ -68,6 +68,36 @@ inline void PrepRegister(uring::IoRing& ring, io_uring_sqe* sqe, int fd, uint16_
   sqe->len = 2;
 }
 
+// A 7.46 command (SQE128 rings only) with every field of the 40-byte
+// fuse_uring_cmd_req given. fixed_index >= 0 adds IORING_URING_CMD_FIXED and
+// that buf_index (a registered pool: every SQE of the queue carries it).
+inline void PrepCmdV46(io_uring_sqe* sqe, int fd, uint32_t op, const abi::fuse_uring_cmd_req_v46& c,
+                       uint64_t ud, int fixed_index = -1) {
+  bool ok = uring::PrepUringCmd(sqe, true, fd, op, &c, sizeof(c), ud);
+  (void)ok;
+  if (fixed_index >= 0) {
+    sqe->uring_cmd_flags |= uring::kUringCmdFixed;
+    sqe->buf_index = static_cast<uint16_t>(fixed_index);
+  }
+}
+
+// The kernel writes only the in header (40 bytes of in_out) and in_args[0]
+// (op_in) of a request. Tests fill the header with this pattern before
+// handing it to the kernel and measure how much was written.
+inline unsigned char HeaderFill(size_t i) { return static_cast<unsigned char>(0x80 | ((i * 29) & 0x7f)); }
+inline void FillHeaderTail(abi::fuse_uring_req_header& h) {
+  // in_out[0, 16) keeps the out header of a reply.
+  for (size_t i = sizeof(abi::fuse_out_header); i < sizeof(h.in_out); i++) h.in_out[i] = HeaderFill(i);
+  for (size_t i = 0; i < sizeof(h.op_in); i++) h.op_in[i] = HeaderFill(i);
+}
+// 1 + the index of the last byte that differs from the fill (0: none).
+inline uint32_t WrittenPrefix(const char* p, size_t n) {
+  for (size_t i = n; i > 0; i--) {
+    if (static_cast<unsigned char>(p[i - 1]) != HeaderFill(i - 1)) return static_cast<uint32_t>(i);
+  }
+  return 0;
+}
+
 // Submits what is queued and collects completions until `n` arrived or
 // `timeout` passed (never blocks in the ring).
 inline std::vector<uring::Completion> Collect(uring::IoRing& ring, size_t n,

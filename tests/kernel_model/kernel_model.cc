@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -109,6 +111,7 @@ struct BufSet {
 };
 
 struct Request {
+  uint64_t ticket = 0;
   uint64_t unique = 0;
   uint16_t qid = 0;
   abi::fuse_in_header in{};
@@ -138,9 +141,12 @@ struct Entry {
 
 struct Queue {
   std::vector<std::unique_ptr<Entry>> entries;
-  std::deque<Entry*> avail;
+  std::deque<Entry*> avail;   // front: the entry that became idle last
   std::deque<Request*> pending;
+  bool created = false;       // the kernel's queue exists (ADD_QUEUE or REGISTER)
   bool added = false;         // bufpool ADD_QUEUE
+  bool zero_copy = false;     // ADD_QUEUE with FUSE_URING_ZERO_COPY
+  bool per_entry = false;     // a REGISTER with a payload iovec fixed the mode
   bool registered_any = false;
   int fixed_index = -1;       // bufpool registered with this buf_index
   std::unique_ptr<BufSet> pool;  // bufpool
@@ -151,24 +157,33 @@ struct Queue {
 }  // namespace
 
 struct KernelModel::State {
-  explicit State(const ModelOptions& o) : opts(o), queues(o.nr_queues), init_done(o.init_done) {}
+  explicit State(const ModelOptions& o)
+      : opts(o),
+        minor(o.minor != 0 ? o.minor : (o.mode == Mode::kBufpool ? 46u : 45u)),
+        page(o.page_size != 0 ? o.page_size : static_cast<size_t>(sysconf(_SC_PAGESIZE))),
+        queues(o.nr_queues),
+        init_done(o.init_done) {}
   const ModelOptions opts;
+  const uint32_t minor;
+  const size_t page;
   mutable Mutex mu;
   CondVar cv;
   std::vector<Queue> queues ABSL_GUARDED_BY(mu);
   bool init_done ABSL_GUARDED_BY(mu);
   bool aborted ABSL_GUARDED_BY(mu) = false;
+  bool uring_off ABSL_GUARDED_BY(mu) = false;  // 7.46: a REGISTER failed
   bool ready ABSL_GUARDED_BY(mu) = false;
   uint64_t next_unique ABSL_GUARDED_BY(mu) = 0;
+  uint64_t next_ticket ABSL_GUARDED_BY(mu) = 0;
   std::map<uint64_t, std::unique_ptr<Request>> requests ABSL_GUARDED_BY(mu);
   std::vector<std::string> violations ABSL_GUARDED_BY(mu);
   ModelStats stats ABSL_GUARDED_BY(mu);
   std::set<RingImpl*> rings ABSL_GUARDED_BY(mu);
 
-  size_t MaxPayload() const {
-    return abi::UringMinPayload(opts.max_write, opts.max_pages, 4096);
-  }
+  size_t MaxPayload() const { return abi::UringMinPayload(opts.max_write, opts.max_pages, page); }
   bool Buffered() const { return opts.mode != Mode::kPerEntry; }
+  // The connection negotiated buffer pools (FUSE_HAS_IO_URING_BUFPOOL).
+  bool Bufpool() const { return minor >= 46 && opts.mode == Mode::kBufpool; }
 
   void Violation(std::string s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     fprintf(stderr, "kernel model: daemon bug: %s\n", s.c_str());
@@ -234,21 +249,23 @@ struct KernelModel::State {
     // buffer is checked against its sum from when it was recycled.
     e.has_sum = false;
     if (new_sel) VerifyBuf(q, static_cast<unsigned>(e.buf), "when selected again");
+    // fuse_uring_copy_to_ring(): the 40-byte in header, in_args[0] into
+    // op_in, the whole ring_ent_in_out; nothing else of the header.
     fuse_uring_req_header* h = reinterpret_cast<fuse_uring_req_header*>(e.header);
-    memset(h->in_out, 0, sizeof(h->in_out));
     memcpy(h->in_out, &r->in, sizeof(r->in));
-    memset(h->op_in, 0, sizeof(h->op_in));
     memcpy(h->op_in, r->op.data(), r->op.size());
-    fuse_uring_ent_in_out ent;
-    memcpy(&ent, &h->ring_ent_in_out, sizeof(ent));
+    if (opts.poison_headers) {
+      memset(h->in_out + sizeof(r->in), kPoison, sizeof(h->in_out) - sizeof(r->in));
+      memset(h->op_in + r->op.size(), kPoison, sizeof(h->op_in) - r->op.size());
+    }
+    fuse_uring_ent_in_out ent{};
     ent.flags = 0;
     ent.commit_id = r->unique;
     ent.payload_sz = static_cast<uint32_t>(r->payload.size());
     ent.reserved = 0;
+    ent.offset = 0;  // padding on 6.14-6.18; 7.46: 0 without a pool buffer
     char* dst = e.payload;
-    if (opts.mode == Mode::kPerEntry || e.payload != nullptr) {
-      ent.offset = 0;  // padding on 6.14-6.18 (written as 0)
-    } else if (e.buf >= 0) {
+    if (e.payload == nullptr && e.buf >= 0) {
       dst = q.bufs->Buf(e.buf);
       if (opts.mode == Mode::kBufpool) ent.offset = static_cast<uint32_t>(e.buf * q.bufs->buf_size);
     }
@@ -268,8 +285,9 @@ struct KernelModel::State {
     PostCqe(e.ring, e.user_data, 0, flags);
   }
 
-  // e is free (just registered or committed, not in avail): give it the
-  // head request if possible. False: nothing to deliver (or no buffer).
+  // fuse_uring_next_fuse_req() for e (just committed, not in avail): the
+  // head of the queue, keeping, selecting or recycling e's buffer. False:
+  // nothing queued, or the head needs a buffer and none is free.
   bool TryDeliver(Queue& q, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!ready || q.pending.empty()) return false;
     Request* r = q.pending.front();
@@ -299,21 +317,40 @@ struct KernelModel::State {
     Deliver(q, e, r, new_sel);
     return true;
   }
+  // e goes idle (fuse_uring_ent_avail: to the head of the idle list); the
+  // kernel takes its buffer back.
   void Park(Queue& q, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     Recycle(q, e, "when recycled by an idle entry");
     if (!q.memory_gone) SumEntry(q, e);
     e.st = Entry::kAvail;
-    q.avail.push_back(&e);
+    q.avail.push_front(&e);
   }
-  void Pump(Queue& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    while (!q.avail.empty()) {
-      Entry* e = q.avail.front();
-      q.avail.pop_front();
-      if (!TryDeliver(q, *e)) {
-        q.avail.push_front(e);
-        break;
-      }
+  // fuse_uring_queue_fuse_req(): the first idle entry takes r unless r needs
+  // a buffer and none is free; otherwise r is queued (behind any waiting
+  // request, which r may thereby overtake).
+  void Arrive(Queue& q, Request* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!ready || q.avail.empty()) {
+      q.pending.push_back(r);
+      return;
     }
+    Entry& e = *q.avail.front();
+    bool new_sel = false;
+    if (q.bufs != nullptr && e.payload == nullptr && r->needs_buf) {
+      int b = q.bufs->Take();
+      if (b < 0) {
+        stats.waits_for_buffer++;
+        q.pending.push_back(r);
+        return;
+      }
+      VerifyEntry(q, e, "at the next delivery");
+      e.buf = b;
+      new_sel = true;
+      stats.buffer_selections++;
+    } else {
+      VerifyEntry(q, e, "at the next delivery");
+    }
+    q.avail.pop_front();
+    Deliver(q, e, r, new_sel);
   }
   void CheckReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (ready) return;
@@ -321,7 +358,12 @@ struct KernelModel::State {
       if (!q.registered_any) return;
     }
     ready = true;  // fuse_uring_do_register: ring->ready, fiq->ops switched
-    for (Queue& q : queues) Pump(q);
+    // The callers blocked until now send their requests as new arrivals.
+    for (Queue& q : queues) {
+      std::deque<Request*> waiting;
+      waiting.swap(q.pending);
+      for (Request* r : waiting) Arrive(q, r);
+    }
   }
 };
 
@@ -417,6 +459,13 @@ class RingImpl final : public uring::IoRing {
     }
     return 0;
   }
+  bool CapSysAdmin() const {
+    if (!s_->opts.cap_from_submitter) return s_->opts.cap_sys_admin;
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {};
+    if (syscall(SYS_capget, &hdr, data) != 0) return false;
+    return (data[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32))) != 0;
+  }
   int Register(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu);
   int Commit(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
@@ -487,26 +536,38 @@ void RingImpl::Process(const io_uring_sqe* sqe) {
 
 void RingImpl::UringCmd(const io_uring_sqe* sqe) {
   const uint64_t ud = sqe->user_data;
+  KernelModel::State& s = *s_;
   // fuse_uring_cmd(): the order of these checks is the kernel's.
   if (!sqe128_) return Post(ud, -EINVAL);
-  if (sqe->fd != s_->opts.fuse_fd) return Post(ud, -EOPNOTSUPP);
-  if (s_->aborted) return Post(ud, -ENOTCONN);
-  if (!s_->init_done) return Post(ud, -EAGAIN);
+  if (sqe->fd != s.opts.fuse_fd) return Post(ud, -EOPNOTSUPP);
+  const int gone = s.opts.abort_error ? -ECONNABORTED : -ENOTCONN;
+  if (s.minor >= 46) {
+    if (!s.init_done) return Post(ud, -EAGAIN);
+    if (s.aborted) return Post(ud, gone);
+    if (s.uring_off) return Post(ud, -EOPNOTSUPP);
+  } else {
+    if (s.aborted) return Post(ud, gone);
+    if (!s.init_done) return Post(ud, -EAGAIN);
+  }
   fuse_uring_cmd_req_v46 c;
   memcpy(&c, reinterpret_cast<const char*>(sqe) + uring::kSqeCmdOffset, sizeof(c));
   int rc;
   switch (sqe->cmd_op) {
     case abi::FUSE_IO_URING_CMD_REGISTER:
       rc = Register(sqe, c);
+      // 7.46: a failed REGISTER switches io-uring off for the connection.
+      if (rc < 0 && s.minor >= 46) s.uring_off = true;
       break;
     case abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH:
       rc = Commit(sqe, c);
       break;
     case abi::FUSE_IO_URING_CMD_ADD_QUEUE:
-      if (s_->opts.mode != Mode::kBufpool) return Post(ud, -EINVAL);
+      if (s.minor < 46) return Post(ud, -EINVAL);  // unknown cmd_op
+      if (!s.Bufpool()) return Post(ud, -EOPNOTSUPP);
       return Post(ud, AddQueue(c));
     case abi::FUSE_IO_URING_CMD_ADD_BUFPOOL:
-      if (s_->opts.mode != Mode::kBufpool) return Post(ud, -EINVAL);
+      if (s.minor < 46) return Post(ud, -EINVAL);
+      if (!s.Bufpool()) return Post(ud, -EOPNOTSUPP);
       return Post(ud, AddBufpool(sqe, c));
     default:
       return Post(ud, -EINVAL);
@@ -519,7 +580,7 @@ int RingImpl::Register(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
   KernelModel::State& s = *s_;
   if (c.qid >= s.queues.size()) return -EINVAL;
   Queue& q = s.queues[c.qid];
-  if (int rc = CheckFixed(q, sqe); rc < 0) return rc;
+  q.created = true;  // fuse_uring_create_queue() before the entry checks
   auto e = std::make_unique<Entry>();
   e->ring = this;
   e->user_data = sqe->user_data;
@@ -551,13 +612,21 @@ int RingImpl::Register(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
     if (sqe->addr == 0) return -EFAULT;  // import_iovec
     struct iovec iov[2];
     memcpy(iov, reinterpret_cast<const void*>(sqe->addr), sizeof(iov));
+    if (s.minor >= 46) {
+      const bool zc_index = c.ent_zero_copy_buf_index != 0;
+      if (zc_index != q.zero_copy) return -EINVAL;
+      if (iov[0].iov_base == nullptr) return -EINVAL;
+    }
     if (iov[0].iov_len < kHeaderSize) return -EINVAL;
     if (q.pool) {
       if (iov[1].iov_base != nullptr || iov[1].iov_len != 0) return -EINVAL;
+      if (int rc = CheckFixed(q, sqe); rc < 0) return rc;
+      if (q.zero_copy && q.fixed_index < 0) return -EINVAL;
       q.bufs = q.pool.get();
     } else {
-      if (q.added) return -EINVAL;  // ADD_QUEUE without a pool
       if (iov[1].iov_len < s.MaxPayload()) return -EINVAL;
+      if (q.zero_copy) return -EINVAL;  // zero-copy needs a registered pool
+      q.per_entry = true;
       e->payload = static_cast<char*>(iov[1].iov_base);
       e->payload_len = iov[1].iov_len;
     }
@@ -566,10 +635,11 @@ int RingImpl::Register(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
   Entry* raw = e.get();
   q.entries.push_back(std::move(e));
   q.registered_any = true;
+  // fuse_uring_do_register(): idle at the head of the list; it fetches
+  // nothing by itself (queued requests wait for a commit or readiness).
   raw->st = Entry::kAvail;
-  q.avail.push_back(raw);
+  q.avail.push_front(raw);
   s.CheckReady();
-  s.Pump(q);
   return 0;
 }
 
@@ -577,7 +647,7 @@ int RingImpl::Commit(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c) {
   KernelModel::State& s = *s_;
   if (c.qid >= s.queues.size()) return -EINVAL;
   Queue& q = s.queues[c.qid];
-  if (q.entries.empty()) return -ENOTCONN;
+  if (!q.created) return -ENOTCONN;
   if (int rc = CheckFixed(q, sqe); rc < 0) return rc;
   Entry* e = nullptr;
   for (auto& cand : q.entries) {
@@ -639,9 +709,9 @@ int RingImpl::Commit(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c) {
   e->req = nullptr;
   s.cv.SignalAll();
   s.SumEntry(q, *e);
-  // fuse_uring_get_next_fuse_req(): fetch at once if a request is queued.
+  // fuse_uring_next_fuse_req(): this entry fetches the head request if it
+  // can; otherwise it goes idle and its buffer goes back.
   if (!s.TryDeliver(q, *e)) s.Park(q, *e);
-  s.Pump(q);
   return 0;
 }
 
@@ -649,22 +719,27 @@ int RingImpl::AddQueue(const fuse_uring_cmd_req_v46& c) {
   KernelModel::State& s = *s_;
   if (c.qid >= s.queues.size()) return -EINVAL;
   Queue& q = s.queues[c.qid];
-  if ((c.flags & abi::FUSE_URING_ZERO_COPY) && !s.opts.cap_sys_admin) return -EPERM;
-  if (q.added) return -EEXIST;
+  if (c.flags & ~abi::FUSE_URING_ZERO_COPY) return -EINVAL;
+  const bool zc = (c.flags & abi::FUSE_URING_ZERO_COPY) != 0;
+  if (zc && !CapSysAdmin()) return -EPERM;
+  if (q.created) return -EEXIST;
+  q.created = true;
   q.added = true;
+  q.zero_copy = zc;
   return 0;
 }
 
 int RingImpl::AddBufpool(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c) {
   KernelModel::State& s = *s_;
   if (c.qid >= s.queues.size()) return -EINVAL;
+  if (c.flags != 0 || c.bufpool.reserved != 0) return -EINVAL;
   Queue& q = s.queues[c.qid];
-  if (!q.added || q.registered_any) return -EINVAL;
-  if (q.pool) return -EEXIST;
-  if (c.bufpool.uaddr == 0) return -EFAULT;
+  if (!q.created) return -EINVAL;
   const size_t bufsz = s.MaxPayload();
+  if (c.bufpool.uaddr == 0 || c.bufpool.len == 0 || c.bufpool.len % bufsz != 0) return -EINVAL;
+  const bool fixed_cmd = (sqe->uring_cmd_flags & uring::kUringCmdFixed) != 0;
+  if (q.zero_copy && !fixed_cmd) return -EINVAL;
   const unsigned n = static_cast<unsigned>(c.bufpool.len / bufsz);
-  if (n == 0) return -EINVAL;
   int fixed = -1;
   if (sqe->uring_cmd_flags & uring::kUringCmdFixed) {
     if (sqe->buf_index >= regbufs_.size()) return -EFAULT;
@@ -673,6 +748,8 @@ int RingImpl::AddBufpool(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& 
     if (c.bufpool.uaddr < lo || c.bufpool.uaddr + c.bufpool.len > lo + rb.iov_len) return -EFAULT;
     fixed = sqe->buf_index;
   }
+  // The queue's payload mode is fixed by its first pool or REGISTER.
+  if (q.pool || q.per_entry) return -EINVAL;
   q.pool = std::make_unique<BufSet>();
   q.pool->base = reinterpret_cast<char*>(c.bufpool.uaddr);
   q.pool->buf_size = bufsz;
@@ -767,6 +844,8 @@ KernelModel::~KernelModel() {
 
 size_t KernelModel::max_payload() const { return s_->MaxPayload(); }
 
+uint32_t KernelModel::minor() const { return s_->minor; }
+
 std::unique_ptr<uring::IoRing> KernelModel::NewRing(unsigned entries, bool sqe128) {
   return std::make_unique<RingImpl>(s_.get(), entries, sqe128);
 }
@@ -787,6 +866,7 @@ uint64_t KernelModel::Inject(uint16_t qid, const abi::fuse_in_header& in, absl::
   MutexLock l(&s_->mu);
   auto r = std::make_unique<Request>();
   s_->next_unique += 2;  // FUSE_REQ_ID_STEP
+  r->ticket = s_->next_unique;  // == unique, as callers may rely on
   r->unique = s_->next_unique;
   r->qid = qid;
   r->in = in;
@@ -795,17 +875,51 @@ uint64_t KernelModel::Inject(uint16_t qid, const abi::fuse_in_header& in, absl::
   r->op = std::string(op);
   r->payload = std::string(payload);
   r->out_max = out_max;
+  // fuse_uring_req_has_copyable_payload(): in_numargs > 1 || out_numargs.
   r->needs_buf = !payload.empty() || out_max > 0;
   Request* raw = r.get();
-  s_->requests[raw->unique] = std::move(r);
+  s_->requests[raw->ticket] = std::move(r);
   if (s_->aborted) {
     s_->End(raw, -ENOTCONN);
   } else {
-    Queue& q = s_->queues[qid];
-    q.pending.push_back(raw);
-    s_->Pump(q);
+    s_->Arrive(s_->queues[qid], raw);
   }
-  return raw->unique;
+  return raw->ticket;
+}
+
+uint64_t KernelModel::InjectNotifyReply(uint16_t qid, uint64_t nodeid, uint64_t notify_unique,
+                                        uint64_t offset, absl::string_view data) {
+  if (qid >= options_.nr_queues ||
+      sizeof(abi::fuse_notify_retrieve_in) + data.size() > max_payload()) {
+    fprintf(stderr, "kernel model: InjectNotifyReply: qid %u / %zu bytes out of range\n", qid,
+            data.size());
+    abort();
+  }
+  abi::fuse_notify_retrieve_in ri{};
+  ri.offset = offset;
+  ri.size = static_cast<uint32_t>(data.size());
+  std::string payload(reinterpret_cast<const char*>(&ri), sizeof(ri));
+  payload.append(data.data(), data.size());
+  MutexLock l(&s_->mu);
+  auto r = std::make_unique<Request>();
+  r->ticket = (++s_->next_ticket << 1) | 1;  // odd: never a request's unique
+  r->unique = notify_unique;  // fuse_simple_notify_reply(): the daemon's id
+  r->qid = qid;
+  r->in.opcode = abi::FUSE_NOTIFY_REPLY;
+  r->in.nodeid = nodeid;
+  r->in.unique = notify_unique;
+  r->in.len = static_cast<uint32_t>(sizeof(r->in) + payload.size());
+  r->payload = std::move(payload);
+  r->out_max = 0;
+  r->needs_buf = true;
+  Request* raw = r.get();
+  s_->requests[raw->ticket] = std::move(r);
+  if (s_->aborted) {
+    s_->End(raw, -ENOTCONN);
+  } else {
+    s_->Arrive(s_->queues[qid], raw);
+  }
+  return raw->ticket;
 }
 
 std::optional<ModelReply> KernelModel::WaitReply(uint64_t ticket, absl::Duration timeout) {

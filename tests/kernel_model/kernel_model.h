@@ -12,18 +12,60 @@
 // kmbuf and bufpool follow docs/kernel-interfaces.md; no kernel here can
 // confirm them.
 //
+// Protocol minor. The kernel's behaviour differs between 7.45 (6.14-6.18) and
+// 7.46 (7.3, buffer pools); ModelOptions::minor picks one (0: 7.46 for
+// kBufpool, 7.45 otherwise). Both are checked against the real kernels by
+// tests/uring_crosscheck_test (6.18 on the host, 7.3 in tools/vm).
+//
 // What the model does like the kernel
-// - SQE checks, in the kernel's order, with its errnos: URING_CMD on a ring
-//   without SQE128 -> EINVAL; fd not the connection's -> EOPNOTSUPP; after
-//   Abort -> ENOTCONN; before SetInitDone -> EAGAIN; unknown cmd_op -> EINVAL;
-//   REGISTER: qid >= nr_queues -> EINVAL, sqe->len != 2 -> EINVAL, iovec
-//   array at NULL -> EFAULT, header iovec < 288 -> EINVAL, payload iovec <
-//   max_payload -> EINVAL. COMMIT_AND_FETCH: qid out of range -> EINVAL, no
-//   queue yet -> ENOTCONN, commit_id not held by the daemon on that queue ->
-//   ENOENT (also a recorded violation). A malformed out header does NOT fail
-//   the SQE (the real kernel ends the request instead): error > 0 or
-//   <= -ERESTARTSYS, or unique 0 -> the caller gets EINVAL; error 0 with a
-//   wrong unique -> ENOENT; all three are recorded violations.
+// - SQE checks, in the kernel's order, with its errnos. Both minors:
+//   URING_CMD on a ring without SQE128 -> EINVAL; fd not the connection's ->
+//   EOPNOTSUPP. 7.45: after Abort -> ENOTCONN (ECONNABORTED with
+//   abort_error), then before SetInitDone -> EAGAIN. 7.46: before SetInitDone
+//   -> EAGAIN, then after Abort as 7.45, then, once any REGISTER failed,
+//   EOPNOTSUPP for every later command of the connection (the kernel turns
+//   io-uring off for it). Then: unknown cmd_op -> EINVAL.
+//   REGISTER: qid >= nr_queues -> EINVAL (the queue is created past this
+//   check, even when the REGISTER fails later), sqe->len != 2 -> EINVAL,
+//   iovec array at NULL -> EFAULT, 7.46: ent_zero_copy_buf_index non-zero ->
+//   EINVAL, header iovec < 288 -> EINVAL; a queue with a pool needs a
+//   {NULL, 0} payload iovec (else EINVAL), any other queue a payload iovec >=
+//   max_payload (else EINVAL) and then stays per-entry.
+//   COMMIT_AND_FETCH: qid out of range -> EINVAL, queue never created ->
+//   ENOTCONN, commit_id not held by the daemon on that queue -> ENOENT (also
+//   a recorded violation). A malformed out header does NOT fail the SQE (the
+//   real kernel ends the request instead): error > 0 or <= -ERESTARTSYS, or
+//   unique 0 -> the caller gets EINVAL; error 0 with a wrong unique ->
+//   ENOENT; all three are recorded violations.
+// - bufpool (7.46, kBufpool): ADD_QUEUE: qid out of range or unknown flags
+//   -> EINVAL, FUSE_URING_ZERO_COPY without CAP_SYS_ADMIN -> EPERM, a queue
+//   that exists (ADD_QUEUE or REGISTER made it) -> EEXIST. ADD_BUFPOOL:
+//   qid out of range, flags or bufpool.reserved non-zero, no queue yet, a
+//   pool already there or the queue already per-entry (a REGISTER happened)
+//   -> EINVAL; len not a non-zero multiple of max_payload -> EINVAL; uaddr 0
+//   -> see kBufpoolUaddrZero below; with IORING_URING_CMD_FIXED the region
+//   must lie in registered buffer buf_index (else EFAULT), and every later
+//   REGISTER/COMMIT_AND_FETCH of the queue must carry that buf_index (see
+//   fixed_index_at_import). Without buffer pools (7.45, or 7.46 without
+//   kBufpool) ADD_QUEUE/ADD_BUFPOOL are EINVAL (7.45) / EOPNOTSUPP (7.46).
+// - Delivery writes the 40-byte fuse_in_header into in_out, exactly the op
+//   argument (Inject's `op`, in_args[0]) into op_in, and the whole
+//   ring_ent_in_out (offset = buffer offset in the pool, 0 when the request
+//   has no buffer). The rest of in_out and op_in is not written by the
+//   kernel: the model fills it with kPoison (poison_headers) so a daemon
+//   that reads beyond what it was given sees garbage, not zeroes.
+// - Routing, as fuse_uring_queue_fuse_req / fuse_uring_next_fuse_req: idle
+//   entries form a LIFO (the entry that became idle last gets the next
+//   request). A new request goes to the first idle entry unless it needs a
+//   buffer and none is free: then it is queued. So a request needing no
+//   buffer overtakes one that waits for a buffer. A committing entry takes
+//   the head of the queue: it keeps its buffer when that request needs one,
+//   selects one if it has none (none free: it goes idle, the request stays
+//   queued), and gives it back when the request needs none or nothing is
+//   queued. Requests wait until every queue has a registered entry.
+// - A request needs a buffer (kmbuf, bufpool) when it has a copyable
+//   payload: payload bytes (in_numargs > 1) or reply arguments (out_max > 0).
+//   The kernel (the model) recycles; the daemon has no way to.
 // - kmbuf: RegisterRaw(IORING_REGISTER_PBUF_RING) with KERNEL_MANAGED:
 //   MMAP required, INC rejected, buf_size non-zero page multiple, entries a
 //   power of two < 65536, resv zero (else EINVAL), bgid taken -> EEXIST;
@@ -34,33 +76,21 @@
 //   ring at bgid 0 with buf_size >= max_payload (else EINVAL). Delivery with
 //   a newly selected buffer carries IORING_CQE_F_BUFFER | bid << 16; without
 //   the flag the entry keeps its buffer.
-// - bufpool: ADD_QUEUE (twice -> EEXIST; FUSE_URING_ZERO_COPY without
-//   cap_sys_admin -> EPERM), ADD_BUFPOOL (before ADD_QUEUE or after the
-//   queue's first REGISTER -> EINVAL, twice -> EEXIST, fewer than one
-//   max_payload buffer -> EINVAL; with IORING_URING_CMD_FIXED the region must
-//   lie in registered buffer buf_index, and every later SQE of the queue must
-//   carry that buf_index, else EINVAL). REGISTER on a pool queue needs a
-//   {NULL, 0} payload iovec. Delivery writes ring_ent_in_out.offset; requests
-//   that need no buffer leave it unchanged (the 7.3 header text was not seen).
-// - Readiness: requests wait until every queue has a registered entry.
-// - Buffer life (kmbuf, bufpool): a request needs a buffer when it carries
-//   payload bytes or may get reply arguments (out_max > 0). A free buffer is
-//   selected on delivery; at commit the entry keeps it when the next queued
-//   request needs one, and otherwise the kernel (the model) recycles it: on
-//   a request without payload, when nothing is queued, at Abort and when the
-//   ring goes away. The daemon has no way to recycle. No free buffer: the
-//   request stays queued (FIFO, head of line) until one is recycled.
+// - NOTIFY_REPLY (InjectNotifyReply) travels the ring like any request:
+//   op_in unwritten, fuse_notify_retrieve_in then the data in the payload.
 // - Teardown: Abort() ends queued requests and those held by the daemon with
-//   ECONNABORTED, completes idle entries with -ENOTCONN, and every later
-//   command fails with -ENOTCONN (as after umount; the fusectl abort would
-//   give ECONNABORTED for later commands).
+//   ECONNABORTED (the latter without any CQE), completes idle entries with
+//   -ENOTCONN, and every later command fails with -ENOTCONN, or
+//   -ECONNABORTED when abort_error (FUSE_ABORT_ERROR was negotiated).
 // - The mailbox: IORING_OP_READ on an eventfd completes once the fd is
 //   readable (polled while SubmitAndWait blocks).
 //
 // What it does NOT model: the /dev/fuse side (INIT, FORGET, INTERRUPT,
 // notifications, the fallback to /dev/fuse after a failed REGISTER), CPU
-// routing (Inject names the queue), zero-copy, request timeouts, and
-// io_uring features beyond those listed (no SQPOLL, links, fixed files).
+// routing (Inject names the queue), background-request queue selection,
+// zero-copy beyond the ADD_QUEUE/REGISTER checks, the one-ring-per-queue
+// (EXDEV) rule, request timeouts, and io_uring features beyond those listed
+// (no SQPOLL, links, fixed files).
 //
 // Daemon-bug detection (violations(), a list the tests assert empty):
 // reply payload_sz beyond the selected buffer or beyond what the request
@@ -101,8 +131,25 @@ struct ModelOptions {
   uint32_t max_pages = 32;
   bool init_done = true;     // false: REGISTER gets EAGAIN until SetInitDone()
   bool cap_sys_admin = false;  // for FUSE_URING_ZERO_COPY
+  // CAP_SYS_ADMIN is the effective set of the thread that submits (as the
+  // kernel's capable() sees it) instead of cap_sys_admin.
+  bool cap_from_submitter = false;
   int fuse_fd = 1 << 20;     // the fd URING_CMDs must name (never a real fd)
+  // The kernel's FUSE protocol minor: 45 (6.14-6.18) or 46 (7.3). 0: 46 for
+  // kBufpool, 45 otherwise.
+  uint32_t minor = 0;
+  // FUSE_ABORT_ERROR was negotiated: commands after Abort get ECONNABORTED.
+  bool abort_error = false;
+  // Fill what the kernel leaves unwritten in in_out and op_in with kPoison.
+  // false: leave the daemon's bytes there, as the kernel does (the
+  // cross-check compares with the real kernel byte for byte).
+  bool poison_headers = true;
+  // 0: the machine's page size (PAGE_SIZE in max_payload).
+  size_t page_size = 0;
 };
+
+// The byte the model writes where the kernel writes nothing (see above).
+inline constexpr unsigned char kPoison = 0xa5;
 
 // What the caller of a request saw.
 struct ModelReply {
@@ -129,8 +176,11 @@ class KernelModel {
 
   const ModelOptions& options() const { return options_; }
   int fuse_fd() const { return options_.fuse_fd; }
-  // max(8192, max_write, max_pages * 4096): the payload every entry needs.
+  // max(8192, max_write, max_pages * PAGE_SIZE): the payload every entry
+  // needs and the size of every pool buffer (ring->max_payload_sz).
   size_t max_payload() const;
+  // The protocol minor in effect (45 or 46).
+  uint32_t minor() const;
 
   // A new ring (as io_uring_setup with or without IORING_SETUP_SQE128).
   std::unique_ptr<uring::IoRing> NewRing(unsigned entries, bool sqe128 = true);
@@ -146,6 +196,14 @@ class KernelModel {
   // Abort the request ends at once with ENOTCONN.
   uint64_t Inject(uint16_t qid, const abi::fuse_in_header& in, absl::string_view op,
                   absl::string_view payload, uint32_t out_max);
+  // NOTIFY_REPLY, the kernel's answer to a NotifyRetrieve the daemon wrote
+  // with notify_unique: in.unique = notify_unique, op_in unwritten, payload =
+  // fuse_notify_retrieve_in {offset, size = data.size()} then data. The
+  // daemon commits it like any request (its reply is not delivered to
+  // anyone); WaitReply(returned ticket, odd, not the unique) tells when it
+  // did.
+  uint64_t InjectNotifyReply(uint16_t qid, uint64_t nodeid, uint64_t notify_unique,
+                             uint64_t offset, absl::string_view data);
   // The reply, or nullopt after timeout.
   std::optional<ModelReply> WaitReply(uint64_t ticket, absl::Duration timeout);
 
