@@ -175,7 +175,7 @@ class BufpoolPolicy final : public PayloadPolicy {
     // buffer pools: the INIT reply did not enable it, or a REGISTER on it
     // failed (7.3 then switches io-uring off for the connection).
     if (res == -EOPNOTSUPP) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      return absl::UnavailableError(absl::StrCat(
           "queue ", qid_, ": FUSE_IO_URING_CMD_", what, " returned ", strerror(-res),
           " (EOPNOTSUPP): FUSE-over-io_uring is off on this connection (the INIT reply did not "
           "enable it, or an earlier REGISTER failed and the kernel switched it off)"));

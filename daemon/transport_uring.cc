@@ -2,7 +2,9 @@
 // possible CPU (the kernel routes a request to the queue of the CPU its caller
 // runs on), each on its own thread pinned to that CPU, plus a /dev/fuse
 // reader for what never travels the rings (FORGET, BATCH_FORGET, INTERRUPT,
-// NOTIFY_REPLY, and any request sent before every queue has registered).
+// and any request sent before every queue has registered, or after the
+// kernel switched io-uring off for the connection: 7.3 does after a failed
+// REGISTER). NOTIFY_REPLY travels the rings once they are ready.
 #include "daemon/transport_uring.h"
 
 #include <stdio.h>
@@ -69,7 +71,17 @@ class UringTransport final : public Transport {
     size_t bytes = queues_.empty() ? 0 : queues_[0]->policy().buffer_bytes();
     return absl::StrCat(queues_.size(), " queue(s) x ", env_.opts->daemon.queue_depth,
                         " entries, ", queues_.empty() ? "" : queues_[0]->policy().name(),
-                        " payload buffers, ", bytes >> 10, " KiB per queue");
+                        " payload buffers, ", bytes >> 10, " KiB per queue",
+                        UringOff() ? " (io-uring switched off by the kernel: requests come "
+                                     "through /dev/fuse)"
+                                   : "");
+  }
+
+  bool UringOff() const {
+    for (const auto& q : queues_) {
+      if (q->uring_off()) return true;
+    }
+    return false;
   }
 
   absl::Status Start() override {

@@ -320,16 +320,24 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     }
     e->state_.store(UringEntry::State::kDead, std::memory_order_release);
     live_--;
+    if (err == EOPNOTSUPP) {
+      // 7.3 switches io-uring off for the connection after a failed
+      // REGISTER and answers every later command EOPNOTSUPP; requests then
+      // arrive on /dev/fuse, where the transport's reader serves them.
+      if (!uring_off_.exchange(true)) {
+        fprintf(stderr,
+                "kmfused: queue %u: %s returned EOPNOTSUPP: FUSE-over-io_uring is off on this "
+                "connection (the kernel switches it off after a failed REGISTER); serving "
+                "requests through /dev/fuse\n",
+                cfg_.qid, e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER");
+      }
+      return;
+    }
     if (err != ENOTCONN && err != ECONNABORTED && err != ECANCELED && err != ENODEV &&
         fatal_.ok()) {
-      // After a failed REGISTER, 7.3 switches io-uring off for the
-      // connection: every later command gets EOPNOTSUPP.
-      fatal_ = absl::InternalError(absl::StrCat(
-          "queue ", cfg_.qid, " entry ", e->index(), ": ",
-          e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER", " failed: ", strerror(err),
-          err == EOPNOTSUPP ? " (EOPNOTSUPP: FUSE-over-io_uring is off on this connection; the "
-                              "kernel switches it off after a failed REGISTER)"
-                            : ""));
+      fatal_ = absl::InternalError(absl::StrCat("queue ", cfg_.qid, " entry ", e->index(), ": ",
+                                                e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER",
+                                                " failed: ", strerror(err)));
       fprintf(stderr, "kmfused: %s\n", std::string(fatal_.message()).c_str());
     }
     return;
@@ -384,6 +392,15 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
   setup.payload_size = cfg_.payload_size;
   setup.fuse_fd = cfg_.fuse_fd;
   if (absl::Status s = policy_->Setup(*ring_, setup); !s.ok()) {
+    if (absl::IsUnavailable(s)) {
+      // io-uring is off on this connection (EOPNOTSUPP): requests arrive on
+      // /dev/fuse instead. Not an error of this queue.
+      uring_off_.store(true);
+      fprintf(stderr, "kmfused: %s; serving requests through /dev/fuse\n",
+              std::string(s.message()).c_str());
+      if (registered) registered->fetch_add(1);
+      return absl::OkStatus();
+    }
     if (registered) registered->fetch_add(1);
     return s;
   }

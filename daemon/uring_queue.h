@@ -119,7 +119,9 @@ class PayloadPolicy {
   // submit commands of its own (e.g. ADD_QUEUE) and wait for their
   // completions: the ring holds nothing else yet, and it must leave no SQE
   // queued and no completion unreaped. Errors are control-plane Statuses
-  // naming the queue and the kernel's errno.
+  // naming the queue and the kernel's errno; Unavailable says the kernel
+  // answered EOPNOTSUPP because io-uring is off on this connection (the
+  // queue then ends quietly and /dev/fuse carries the requests).
   virtual absl::Status Setup(uring::IoRing& ring, const PolicySetup& setup) = 0;
   // Headers for entry i (288 bytes each, stable for the queue's life).
   virtual abi::fuse_uring_req_header* Header(unsigned i) = 0;
@@ -216,6 +218,12 @@ class UringQueue {
   uint16_t qid() const { return cfg_.qid; }
   const PayloadPolicy& policy() const { return *policy_; }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  // True once a command of this queue got EOPNOTSUPP: the kernel switched
+  // FUSE-over-io_uring off for the connection (7.3 does after a failed
+  // REGISTER, on every queue) and sends requests through /dev/fuse. The
+  // queue then ends without an error; Setup failing with Unavailable means
+  // the same.
+  bool uring_off() const { return uring_off_.load(); }
 
  private:
   friend class UringEntry;
@@ -238,6 +246,7 @@ class UringQueue {
   std::thread::id thread_id_;
   absl::Status fatal_;
   std::atomic<uint64_t> requests_{0};
+  std::atomic<bool> uring_off_{false};
 
   // Commits from other threads (async replies): handed to the queue thread,
   // which alone submits to its ring.

@@ -326,9 +326,11 @@ INSTANTIATE_TEST_SUITE_P(Transports, ServerCase, ::testing::Values("bufpool", "u
 // Issue 12 point 2: a failed REGISTER switches io-uring off for the
 // connection on 7.3, and every later command gets EOPNOTSUPP. A second ring
 // on the same /dev/fuse fd sends a bad REGISTER as soon as INIT is
-// answered, racing the daemon's own setup. The daemon must then either
-// serve (requests come through /dev/fuse) or fail Start naming EOPNOTSUPP,
-// never hang a caller and never blame missing buffer pools.
+// answered, racing the daemon's own setup. 7.3 then answers the daemon's
+// commands EOPNOTSUPP and sends requests through /dev/fuse (measured in the
+// 7.3 VM; 6.18 keeps io-uring on). The daemon must keep serving there, hang
+// no caller, and say what happened (EOPNOTSUPP, io-uring switched off),
+// never that buffer pools are missing.
 TEST_P(ServerCase, FailedRegisterIsSurvivedOrReported) {
   FsDriver d(memfs_.get());
   const std::string content = Pattern(300 << 10, 41);
@@ -374,34 +376,27 @@ TEST_P(ServerCase, FailedRegisterIsSurvivedOrReported) {
   ::testing::internal::CaptureStderr();
   absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(fs_.get(), o);
   injector.join();
+  close(injector_fd);
   RecordProperty("injected_register_res", injected.load());
   if (!s.ok()) {
     std::string log = ::testing::internal::GetCapturedStderr();
-    close(injector_fd);
-    RecordProperty("outcome", "start failed");
-    EXPECT_NE(s.status().message().find("EOPNOTSUPP"), std::string::npos) << s.status();
-    EXPECT_EQ(s.status().message().find("no FUSE io-uring buffer pools"), std::string::npos)
-        << s.status();
-    EXPECT_EQ(itest::FuseConnectionAt(mnt_.path()), 0u) << "the failed start left a mount";
-    EXPECT_FALSE(guard.fired());
-    return;
+    FAIL() << "Start failed: " << s.status() << "\n" << log;
   }
-  // Serving: every caller gets an answer (through /dev/fuse if the rings
-  // are off), before the watchdog.
+  // Every caller gets an answer, through /dev/fuse when the rings are off,
+  // before the watchdog.
   std::string got = itest::ReadFile(Path("f"));
   EXPECT_TRUE(got == content) << "read " << got.size() << " bytes";
   EXPECT_TRUE(itest::WriteFile(Path("g"), content));
   EXPECT_TRUE(itest::ReadFile(Path("g")) == content);
-  (*s)->Stop().IgnoreError();  // a queue that met EOPNOTSUPP reports it here
+  absl::Status stopped = (*s)->Stop();
   std::string log = ::testing::internal::GetCapturedStderr();
-  close(injector_fd);
-  RecordProperty("outcome", "served");
+  EXPECT_TRUE(stopped.ok()) << stopped << "\n" << log;
   EXPECT_FALSE(guard.fired()) << "a caller hung until the watchdog aborted the mount";
   EXPECT_EQ(log.find("no FUSE io-uring buffer pools"), std::string::npos) << log;
-  if (log.find("Operation not supported") != std::string::npos) {
-    EXPECT_NE(log.find("EOPNOTSUPP"), std::string::npos) << log;
-  }
-  fprintf(stderr, "injected REGISTER: %d; daemon log:\n%s\n", injected.load(), log.c_str());
+  const bool off = log.find("EOPNOTSUPP") != std::string::npos;
+  RecordProperty("outcome", off ? "io-uring switched off, served through /dev/fuse"
+                                : "served on the rings");
+  if (off) EXPECT_NE(log.find("serving requests through /dev/fuse"), std::string::npos) << log;
 }
 
 // --- kmfused as a child process --------------------------------------------
