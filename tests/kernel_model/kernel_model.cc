@@ -59,6 +59,9 @@ uint64_t Checksum(uint64_t h, const char* p, size_t n) {
 constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ULL;
 
 class RingImpl;
+// io_uring_cmd_import_fixed(): whether `ring` has registered buffer `index`
+// covering [p, p + len).
+bool ImportFixedOk(const RingImpl* ring, int index, const char* p, size_t len);
 
 // A set of equal buffers the kernel selects from: a kmbuf ring (FIFO of
 // bids, like the ring's head/tail) or a bufpool (lowest free bit).
@@ -249,6 +252,15 @@ struct KernelModel::State {
     // buffer is checked against its sum from when it was recycled.
     e.has_sum = false;
     if (new_sel) VerifyBuf(q, static_cast<unsigned>(e.buf), "when selected again");
+    // A registered pool's buffer is imported through the entry's SQE and its
+    // buf_index; when nothing registered covers it the request ends with
+    // EFAULT (no CQE) and the entry fetches the next one (measured on 7.3).
+    if (opts.mode == Mode::kBufpool && e.payload == nullptr && e.buf >= 0 && q.fixed_index >= 0 &&
+        !ImportFixedOk(e.ring, q.fixed_index, q.bufs->Buf(e.buf), q.bufs->buf_size)) {
+      End(r, -EFAULT);
+      if (!TryDeliver(q, e)) Park(q, e);
+      return;
+    }
     // fuse_uring_copy_to_ring(): the 40-byte in header, in_args[0] into
     // op_in, the whole ring_ent_in_out; nothing else of the header.
     fuse_uring_req_header* h = reinterpret_cast<fuse_uring_req_header*>(e.header);
@@ -414,6 +426,11 @@ class RingImpl final : public uring::IoRing {
   absl::StatusOr<void*> MapRegion(uint64_t offset, size_t len) override;
   void UnmapRegion(void*, size_t) override {}  // the model owns the memory
   bool sqe128() const override { return sqe128_; }
+  bool FixedCovers(int index, const char* p, size_t len) const {
+    if (index < 0 || static_cast<size_t>(index) >= regbufs_.size()) return false;
+    const char* lo = static_cast<const char*>(regbufs_[index].iov_base);
+    return p >= lo && p + len <= lo + regbufs_[index].iov_len;
+  }
   int ring_fd() const override { return -1; }
 
   std::deque<uring::Completion> cq_;  // guarded by s_->mu
@@ -483,6 +500,10 @@ class RingImpl final : public uring::IoRing {
   std::map<uint16_t, std::unique_ptr<BufSet>> kmrings_;
 };
 
+bool ImportFixedOk(const RingImpl* ring, int index, const char* p, size_t len) {
+  return ring != nullptr && ring->FixedCovers(index, p, len);
+}
+
 }  // namespace
 
 void KernelModel::State::PostCqe(RingImpl* ring, uint64_t ud, int32_t res, uint32_t flags) {
@@ -540,7 +561,9 @@ void RingImpl::UringCmd(const io_uring_sqe* sqe) {
   // fuse_uring_cmd(): the order of these checks is the kernel's.
   if (!sqe128_) return Post(ud, -EINVAL);
   if (sqe->fd != s.opts.fuse_fd) return Post(ud, -EOPNOTSUPP);
-  const int gone = s.opts.abort_error ? -ECONNABORTED : -ENOTCONN;
+  // After the connection ended. 7.3 answers ENOTCONN even with
+  // FUSE_ABORT_ERROR negotiated (measured after umount + fusectl abort).
+  const int gone = (s.opts.abort_error && s.minor < 46) ? -ECONNABORTED : -ENOTCONN;
   if (s.minor >= 46) {
     if (!s.init_done) return Post(ud, -EAGAIN);
     if (s.aborted) return Post(ud, gone);
@@ -736,18 +759,14 @@ int RingImpl::AddBufpool(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& 
   Queue& q = s.queues[c.qid];
   if (!q.created) return -EINVAL;
   const size_t bufsz = s.MaxPayload();
-  if (c.bufpool.uaddr == 0 || c.bufpool.len == 0 || c.bufpool.len % bufsz != 0) return -EINVAL;
-  const bool fixed_cmd = (sqe->uring_cmd_flags & uring::kUringCmdFixed) != 0;
-  if (q.zero_copy && !fixed_cmd) return -EINVAL;
+  // nr_bufs = len / max_payload (a remainder is ignored, measured on 7.3).
+  if (c.bufpool.uaddr == 0) return -EINVAL;
   const unsigned n = static_cast<unsigned>(c.bufpool.len / bufsz);
-  int fixed = -1;
-  if (sqe->uring_cmd_flags & uring::kUringCmdFixed) {
-    if (sqe->buf_index >= regbufs_.size()) return -EFAULT;
-    const struct iovec& rb = regbufs_[sqe->buf_index];
-    uint64_t lo = reinterpret_cast<uint64_t>(rb.iov_base);
-    if (c.bufpool.uaddr < lo || c.bufpool.uaddr + c.bufpool.len > lo + rb.iov_len) return -EFAULT;
-    fixed = sqe->buf_index;
-  }
+  if (n == 0) return -EINVAL;
+  // IORING_URING_CMD_FIXED marks the pool registered under buf_index; 7.3
+  // checks neither the index nor the region here (nor that a zero-copy
+  // queue's pool is registered: REGISTER refuses that).
+  const int fixed = (sqe->uring_cmd_flags & uring::kUringCmdFixed) ? sqe->buf_index : -1;
   // The queue's payload mode is fixed by its first pool or REGISTER.
   if (q.pool || q.per_entry) return -EINVAL;
   q.pool = std::make_unique<BufSet>();
