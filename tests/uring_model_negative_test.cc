@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,9 +77,13 @@ TEST(ModelErrno, PerEntryRegistration) {
   EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd + 1, 0, e, 0); }),
             -EOPNOTSUPP);
   EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 1, 42, 0);
+            }),
+            -ENOTCONN);  // no queue 1 yet
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
               PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, 42, 0);
             }),
-            -ENOTCONN);  // no queue yet
+            -ENOENT);  // the failed REGISTERs above created queue 0
   EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
               PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_ADD_QUEUE, 0, 0, 0);
             }),
@@ -100,65 +105,91 @@ TEST(ModelErrno, RegisterBeforeInitIsEagain) {
             -EAGAIN);
 }
 
+// As 7.3 answers (tests/uring_crosscheck_test's bufpool scripts check the
+// same against the real kernel in tools/vm).
 TEST(ModelErrno, Bufpool) {
   model::KernelModel m(Opts(model::Mode::kBufpool));
+  ASSERT_EQ(m.minor(), 46u);
   const int fd = m.fuse_fd();
   auto ring = m.NewRing(16);
   std::vector<char> pool(m.max_payload() * 2);
-  auto add_pool = [&](uint16_t qid, bool fixed, uint16_t index) {
+  auto add_pool = [&](uint16_t qid, int fixed, uint64_t uaddr, uint32_t len, uint64_t flags = 0,
+                      uint32_t reserved = 0) {
     return One(*ring, [&](io_uring_sqe* s) {
       fuse_uring_cmd_req_v46 c{};
+      c.flags = flags;
       c.qid = qid;
-      c.bufpool.uaddr = reinterpret_cast<uint64_t>(pool.data());
-      c.bufpool.len = static_cast<uint32_t>(pool.size());
-      bool ok = uring::PrepUringCmd(s, true, fd, FUSE_IO_URING_CMD_ADD_BUFPOOL, &c, sizeof(c), 0);
-      (void)ok;
-      if (fixed) {
-        s->uring_cmd_flags |= uring::kUringCmdFixed;
-        s->buf_index = index;
-      }
+      c.bufpool.uaddr = uaddr;
+      c.bufpool.len = len;
+      c.bufpool.reserved = reserved;
+      PrepCmdV46(s, fd, FUSE_IO_URING_CMD_ADD_BUFPOOL, c, 0, fixed);
     });
   };
+  const uint64_t base = reinterpret_cast<uint64_t>(pool.data());
+  const uint32_t len = static_cast<uint32_t>(pool.size());
   auto add_queue = [&](uint16_t qid, uint64_t flags) {
     return One(*ring, [&](io_uring_sqe* s) {
       PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_ADD_QUEUE, qid, 0, 0, flags);
     });
   };
-  EXPECT_EQ(add_pool(0, false, 0), -EINVAL);  // before ADD_QUEUE
+  auto commit = [&](uint16_t qid) {
+    return One(*ring, [&](io_uring_sqe* s) {
+      PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, qid, 42, 0);
+    });
+  };
+  EXPECT_EQ(add_pool(0, -1, base, len), -EINVAL);  // before ADD_QUEUE
+  EXPECT_EQ(commit(0), -ENOTCONN);                 // no queue
   EXPECT_EQ(add_queue(0, FUSE_URING_ZERO_COPY), -EPERM);
+  EXPECT_EQ(add_queue(0, 1u << 1), -EINVAL);  // unknown flag
   EXPECT_EQ(add_queue(0, 0), 0);
   EXPECT_EQ(add_queue(0, 0), -EEXIST);
   EXPECT_EQ(add_queue(7, 0), -EINVAL);
+  EXPECT_EQ(commit(0), -ENOENT);  // a queue without entries
+  EXPECT_EQ(add_pool(0, -1, base, len, /*flags=*/1), -EINVAL);
+  EXPECT_EQ(add_pool(0, -1, base, len, 0, /*reserved=*/1), -EINVAL);
+  EXPECT_EQ(add_pool(0, -1, 0, len), -EINVAL);  // uaddr 0
+  EXPECT_EQ(add_pool(0, -1, base, static_cast<uint32_t>(m.max_payload() - 1)), -EINVAL);
+  // ADD_BUFPOOL does not check a registered pool's index (the import
+  // does); a remainder shorter than one buffer is ignored.
+  EXPECT_EQ(add_queue(1, 0), 0);
+  EXPECT_EQ(add_pool(1, 3, base, static_cast<uint32_t>(m.max_payload() * 3 / 2)), 0);
+  EXPECT_EQ(m.TotalBuffers(1), 0u);  // counted once a REGISTER selects the pool
+  EXPECT_EQ(add_pool(1, -1, base, len), -EINVAL);  // a second pool
   struct iovec reg = {pool.data(), pool.size()};
   ASSERT_EQ(ring->RegisterRaw(0, &reg, 1), 0);
-  EXPECT_EQ(add_pool(0, true, 3), -EFAULT);  // no such fixed buffer
-  EXPECT_EQ(add_pool(0, true, 0), 0);
-  EXPECT_EQ(add_pool(0, true, 0), -EEXIST);
+  EXPECT_EQ(add_pool(0, 0, base, len), 0);
+  EXPECT_EQ(add_pool(0, 0, base, len), -EINVAL);  // a second pool
   RawEntry e(0);
-  // A registered pool: every SQE of the queue names the same buf_index.
-  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd, 0, e, 0); }), -EINVAL);
-  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
-              PrepRegister(*ring, s, fd, 0, e, 0);
-              s->uring_cmd_flags |= uring::kUringCmdFixed;
-              s->buf_index = 1;
-            }),
-            -EINVAL);
   RawEntry with_payload(m.max_payload());
-  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
-              PrepRegister(*ring, s, fd, 0, with_payload, 0);
-              s->uring_cmd_flags |= uring::kUringCmdFixed;
-            }),
-            -EINVAL);  // pool queues take a {NULL, 0} payload iovec
+  // A registered pool: REGISTER and COMMIT_AND_FETCH name its buf_index.
   EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
               PrepRegister(*ring, s, fd, 0, e, 0);
               s->uring_cmd_flags |= uring::kUringCmdFixed;
             }),
             1);  // registered: stays in flight
-  EXPECT_EQ(add_queue(1, 0), 0);
-  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, fd, 1, e, 0); }), -EINVAL)
-      << "ADD_QUEUE without ADD_BUFPOOL";
-  EXPECT_EQ(add_pool(0, true, 0), -EINVAL);  // after the queue's first REGISTER
+  EXPECT_EQ(m.TotalBuffers(0), 2u);
+  EXPECT_EQ(commit(0), -EINVAL);  // without IORING_URING_CMD_FIXED
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, 42, 0);
+              s->uring_cmd_flags |= uring::kUringCmdFixed;
+              s->buf_index = 1;
+            }),
+            -EINVAL);  // another buf_index
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepCmd(*ring, s, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, 42, 0);
+              s->uring_cmd_flags |= uring::kUringCmdFixed;
+            }),
+            -ENOENT);  // the pool's buf_index: now the commit_id is looked up
+  // Any failed REGISTER switches io-uring off for the connection.
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              PrepRegister(*ring, s, fd, 0, with_payload, 0);
+              s->uring_cmd_flags |= uring::kUringCmdFixed;
+            }),
+            -EINVAL);  // pool queues take a {NULL, 0} payload iovec
+  EXPECT_EQ(add_queue(1, 0), -EOPNOTSUPP);
+  EXPECT_EQ(commit(1), -EOPNOTSUPP);
   m.Abort();
+  EXPECT_EQ(commit(0), -ENOTCONN);
   ring.reset();
 
   model::ModelOptions admin = Opts(model::Mode::kBufpool);
@@ -170,6 +201,35 @@ TEST(ModelErrno, Bufpool) {
                       FUSE_URING_ZERO_COPY);
             }),
             0);
+}
+
+// 7.45 (6.14-6.18): no buffer pools, and a failed REGISTER does not change
+// what later commands get.
+TEST(ModelErrno, PerEntry745KeepsErrnosAfterAFailedRegister) {
+  model::KernelModel m(Opts(model::Mode::kPerEntry));
+  ASSERT_EQ(m.minor(), 45u);
+  auto ring = m.NewRing(16);
+  RawEntry tiny(4096);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepRegister(*ring, s, m.fuse_fd(), 0, tiny, 0); }),
+            -EINVAL);
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { PrepCmd(*ring, s, m.fuse_fd(), 99, 0, 0, 0); }),
+            -EINVAL);
+  model::ModelOptions o = Opts(model::Mode::kPerEntry);
+  o.minor = 46;
+  model::KernelModel m46(o);
+  auto ring46 = m46.NewRing(16);
+  EXPECT_EQ(
+      One(*ring46, [&](io_uring_sqe* s) { PrepRegister(*ring46, s, m46.fuse_fd(), 0, tiny, 0); }),
+      -EINVAL);
+  EXPECT_EQ(One(*ring46, [&](io_uring_sqe* s) { PrepCmd(*ring46, s, m46.fuse_fd(), 99, 0, 0, 0); }),
+            -EOPNOTSUPP);
+  // 7.46 without a negotiated buffer pool.
+  model::KernelModel fresh(o);
+  auto ring_f = fresh.NewRing(16);
+  EXPECT_EQ(One(*ring_f, [&](io_uring_sqe* s) {
+              PrepCmd(*ring_f, s, fresh.fuse_fd(), FUSE_IO_URING_CMD_ADD_QUEUE, 0, 0, 0);
+            }),
+            -EOPNOTSUPP);
 }
 
 TEST(ModelErrno, KmbufRingRegistration) {
@@ -267,9 +327,12 @@ TEST(DaemonErrors, KmbufBuffersTooSmall) {
 }
 
 TEST(DaemonErrors, BufpoolTooSmall) {
+  // ADD_BUFPOOL refuses a pool without one whole buffer (EINVAL); whether
+  // the daemon reports that or the per-entry REGISTER it falls back to,
+  // the kernel's errno must reach the Status.
   absl::Status s = RunHarness(model::Mode::kBufpool, [] { return MakeBufpoolPolicy(); }, 4096);
   EXPECT_FALSE(s.ok());
-  EXPECT_THAT(std::string(s.message()), HasSubstr("FUSE_IO_URING_CMD_ADD_BUFPOOL"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("Invalid argument"));
 }
 
 TEST(DaemonErrors, KmbufOnAKernelWithoutIt) {
@@ -320,6 +383,58 @@ struct RawRig {
   std::unique_ptr<uring::IoRing> ring;
   std::vector<std::unique_ptr<RawEntry>> e;
 };
+
+// ---- what a delivery writes ---------------------------------------------------
+
+// The kernel writes the 40-byte in header and in_args[0] only; the model
+// fills the rest of in_out and op_in with kPoison (never zeroes), so a
+// daemon that reads beyond its arguments sees garbage.
+TEST(ModelDelivery, WritesOnlyTheInHeaderAndTheOpArgument) {
+  RawRig r;
+  std::memset(r.e[0]->hdr.in_out, 0, sizeof(r.e[0]->hdr.in_out));
+  std::memset(r.e[0]->hdr.op_in, 0, sizeof(r.e[0]->hdr.op_in));
+  uint64_t t = r.Deliver();  // GETATTR: fuse_getattr_in (16 bytes) in op_in
+  const fuse_uring_req_header& h = r.e[0]->hdr;
+  EXPECT_EQ(r.e[0]->In().unique, t);
+  for (size_t i = sizeof(fuse_in_header); i < sizeof(h.in_out); i++) {
+    ASSERT_EQ(static_cast<unsigned char>(h.in_out[i]), model::kPoison) << "in_out byte " << i;
+  }
+  for (size_t i = 0; i < sizeof(fuse_getattr_in); i++) ASSERT_EQ(h.op_in[i], 0) << i;
+  for (size_t i = sizeof(fuse_getattr_in); i < sizeof(h.op_in); i++) {
+    ASSERT_EQ(static_cast<unsigned char>(h.op_in[i]), model::kPoison) << "op_in byte " << i;
+  }
+}
+
+// NOTIFY_REPLY travels the ring: op_in unwritten, fuse_notify_retrieve_in
+// then the data in the payload, commit_id = the daemon's notify_unique.
+TEST(ModelDelivery, NotifyReplyTravelsTheRing) {
+  RawRig r;
+  uint64_t t = r.m.InjectNotifyReply(0, 5, 0x4242, 8192, "cached");
+  std::vector<uring::Completion> c = Collect(*r.ring, 1, absl::Seconds(2));
+  ASSERT_EQ(c.size(), 1u);
+  const RawEntry& e = *r.e[0];
+  fuse_in_header in = e.In();
+  EXPECT_EQ(in.opcode, FUSE_NOTIFY_REPLY);
+  EXPECT_EQ(in.nodeid, 5u);
+  EXPECT_EQ(in.unique, 0x4242u);
+  EXPECT_EQ(e.Ent().commit_id, 0x4242u);
+  EXPECT_EQ(e.Ent().payload_sz, sizeof(fuse_notify_retrieve_in) + 6);
+  for (size_t i = 0; i < sizeof(e.hdr.op_in); i++) {
+    ASSERT_EQ(static_cast<unsigned char>(e.hdr.op_in[i]), model::kPoison) << "op_in byte " << i;
+  }
+  fuse_notify_retrieve_in ri;
+  std::memcpy(&ri, e.payload.data(), sizeof(ri));
+  EXPECT_EQ(ri.offset, 8192u);
+  EXPECT_EQ(ri.size, 6u);
+  EXPECT_EQ(std::string(e.payload.data() + sizeof(ri), 6), "cached");
+  r.e[0]->Reply(0x4242, 0, nullptr, 0);
+  r.Commit(0x4242);
+  r.ring->Submit();
+  std::optional<model::ModelReply> rep = r.m.WaitReply(t, absl::Seconds(2));
+  ASSERT_TRUE(rep.has_value());
+  EXPECT_EQ(rep->error, 0);
+  EXPECT_THAT(r.m.violations(), IsEmpty());
+}
 
 TEST(BugDetection, ReplyBeyondTheBuffer) {
   RawRig r;
