@@ -54,6 +54,7 @@ constexpr OptionDoc kFlags[] = {
 constexpr OptionDoc kMountOptions[] = {
     {"transport=T", "auto (default), kmbuf, bufpool, uring, ring-read or read"},
     {"queue_depth=N", "io_uring entries / ring buffers per queue, 1..4096 (default 16)"},
+    {"zero_copy=on|off", "bufpool: READ/WRITE data via the caller's pages (default on as root)"},
     {"threads=N", "queue threads of read and ring-read, 1..256 (default: CPUs)"},
     {"max_write=BYTES", "largest write request, 4K..1M (default 1M)"},
     {"max_background=N", "kernel background request limit, 1..65535 (default 64)"},
@@ -145,6 +146,14 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
   if (key == "queue_depth") {
     if (auto s = ParseSize(key, value, 1, 4096, &n); !s.ok()) return s;
     o->daemon.queue_depth = static_cast<unsigned>(n);
+    return absl::OkStatus();
+  }
+  if (key == "zero_copy") {
+    if (value != "on" && value != "off") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("option zero_copy=", value, ": expected on or off"));
+    }
+    o->daemon.zero_copy = value == "on" ? 1 : 0;
     return absl::OkStatus();
   }
   if (key == "threads") {

@@ -40,6 +40,9 @@ struct DaemonOptions {
   uint16_t max_background = 64;
   bool debug = false;              // one line per request on stderr
   bool foreground = false;
+  // FUSE io-uring zero-copy on bufpool queues: -1 default (on when the
+  // daemon runs as root), 0 off, 1 on.
+  int zero_copy = -1;
 };
 
 struct Options {

@@ -3,17 +3,20 @@
 // them; they run for real there (the tools/vm lane) and against
 // tests/kernel_model everywhere.
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/uring_queue.h"
+#include "uring/fixed_buffers.h"
 #include "uring/sqe.h"
 #include "uring/uapi.h"
 
@@ -22,7 +25,6 @@ namespace {
 
 using abi::fuse_uring_req_header;
 
-constexpr unsigned kRegisterBuffers = 0;
 // user_data of Setup's own commands; entries use their index (< 65536).
 constexpr uint64_t kAddQueueTag = 0xb0f0000000000001ULL;
 constexpr uint64_t kAddPoolTag = 0xb0f0000000000002ULL;
@@ -35,6 +37,7 @@ class BufpoolPolicy final : public PayloadPolicy {
   // closing the ring also drops the fixed-buffer registration.
   ~BufpoolPolicy() override {
     if (pool_ != nullptr) munmap(pool_, pool_map_bytes_);
+    if (per_entry_ != nullptr) munmap(per_entry_, per_entry_bytes_);
     if (headers_ != nullptr) munmap(headers_, headers_bytes_);
   }
   const char* name() const override { return "bufpool"; }
@@ -65,27 +68,59 @@ class BufpoolPolicy final : public PayloadPolicy {
                                                        pool_bytes_ >> 10, " KiB buffer pool: ",
                                                        strerror(errno)));
     }
-    if (options_.registered) {
-      struct iovec iov = {pool_, pool_bytes_};
-      int rc = ring.RegisterRaw(kRegisterBuffers, &iov, 1);
-      if (rc < 0) {
-        return absl::ErrnoToStatus(
-            -rc, absl::StrCat("queue ", qid_, ": IORING_REGISTER_BUFFERS (buffer pool)"));
+    iov_.resize(s.entries * 2);
+    entries_ = s.entries;
+
+    // The ladder (each refusal logged once, with the kernel's errno; none
+    // fails the mount): zero-copy queue with a registered pool -> registered
+    // pool -> unregistered pool -> per-entry buffers.
+    registered_ = options_.registered;
+    zero_copy_ = options_.zero_copy && registered_;
+    if (registered_) {
+      if (int rc = RegisterPool(ring); rc < 0) {
+        Note(absl::StrCat("registering the buffer pool as fixed buffer 0 returned ",
+                          strerror(-rc), ": unregistered pool",
+                          options_.zero_copy ? ", no zero-copy (it needs a registered pool)" : ""));
+        registered_ = false;
+        zero_copy_ = false;
       }
     }
-    iov_.resize(s.entries * 2);
 
     // ADD_QUEUE, then ADD_BUFPOOL, one at a time: ADD_BUFPOOL needs the
     // queue. Both complete at once (no request wait); EAGAIN (INIT not yet
     // processed) is resubmitted like a REGISTER.
-    if (int res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_QUEUE, kAddQueueTag);
-        res != 0) {
-      return CmdError("ADD_QUEUE", res);
+    int res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_QUEUE, kAddQueueTag);
+    if (res != 0 && zero_copy_ && res != -EOPNOTSUPP) {
+      // EPERM without CAP_SYS_ADMIN; EINVAL from a kernel without the flag.
+      // The queue was not created: ask again without zero-copy.
+      Note(absl::StrCat("ADD_QUEUE with FUSE_URING_ZERO_COPY returned ", strerror(-res),
+                        res == -EPERM ? " (zero-copy needs CAP_SYS_ADMIN)" : "",
+                        ": no zero-copy"));
+      zero_copy_ = false;
+      res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_QUEUE, kAddQueueTag);
     }
-    if (int res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_BUFPOOL, kAddPoolTag);
-        res != 0) {
-      return CmdError("ADD_BUFPOOL", res);
+    if (res != 0) return CmdError("ADD_QUEUE", res);
+    res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_BUFPOOL, kAddPoolTag);
+    if (res != 0 && res != -EOPNOTSUPP && zero_copy_) {
+      // A zero-copy queue takes only a registered pool and no per-entry
+      // buffers (kernel rule): it cannot step down. Its entries never
+      // register, so the ring never becomes ready and /dev/fuse carries
+      // every request.
+      return absl::UnavailableError(absl::StrCat(
+          "queue ", qid_, ": ADD_BUFPOOL on a zero-copy queue returned ", strerror(-res),
+          " and such a queue takes no other buffers"));
     }
+    if (res != 0 && res != -EOPNOTSUPP && registered_) {
+      Note(absl::StrCat("ADD_BUFPOOL of the registered pool returned ", strerror(-res),
+                        ": unregistered pool"));
+      registered_ = false;
+      res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_BUFPOOL, kAddPoolTag);
+    }
+    if (res != 0 && res != -EOPNOTSUPP) {
+      Note(absl::StrCat("ADD_BUFPOOL returned ", strerror(-res), ": per-entry buffers"));
+      return StartPerEntry(page);
+    }
+    if (res != 0) return CmdError("ADD_BUFPOOL", res);
     return absl::OkStatus();
   }
 
@@ -96,9 +131,14 @@ class BufpoolPolicy final : public PayloadPolicy {
   void PrepRegister(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t ud) override {
     struct iovec* iov = &iov_[e.index() * 2];
     iov[0] = {e.header(), sizeof(fuse_uring_req_header)};
-    iov[1] = {nullptr, 0};  // the payload comes from the pool
-    e.set_payload(nullptr);
-    PrepCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_REGISTER, 0, ud);
+    if (per_entry_ != nullptr) {
+      iov[1] = {per_entry_ + e.index() * buf_size_, buf_size_};
+      e.set_payload(per_entry_ + e.index() * buf_size_);
+    } else {
+      iov[1] = {nullptr, 0};  // the payload comes from the pool
+      e.set_payload(nullptr);
+    }
+    PrepCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_REGISTER, 0, ud, ZeroCopySlot(e));
     sqe->addr = reinterpret_cast<uint64_t>(iov);
     sqe->len = 2;
   }
@@ -106,11 +146,17 @@ class BufpoolPolicy final : public PayloadPolicy {
     PrepCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e.commit_id(), ud);
   }
   int OnDelivered(UringEntry& e, uint32_t) override {
+    if (per_entry_ != nullptr) return 0;  // the entry's own buffer, set at REGISTER
     abi::fuse_uring_ent_in_out ent;
     std::memcpy(&ent, &e.header()->ring_ent_in_out, sizeof(ent));
     abi::fuse_in_header in;
     std::memcpy(&in, e.header()->in_out, sizeof(in));
-    if (!HasPoolPayload(in.opcode)) {
+    // A zero-copy READ carries nothing but its pages (registered in the
+    // entry's slot): no pool buffer. A zero-copy WRITE still gets one for
+    // its fuse_write_out.
+    const bool zc_read = zero_copy_ && (ent.flags & abi::FUSE_URING_ENT_ZERO_COPY) != 0 &&
+                         in.opcode == abi::FUSE_READ;
+    if (!HasPoolPayload(in.opcode) || zc_read) {
       // No buffer: the reported offset 0 is not this request's, buffer 0
       // may belong to another entry.
       e.set_payload(nullptr);
@@ -124,25 +170,81 @@ class BufpoolPolicy final : public PayloadPolicy {
     return 0;
   }
   size_t payload_capacity() const override { return buf_size_; }
-  size_t buffer_bytes() const override { return headers_bytes_ + pool_bytes_; }
+  size_t buffer_bytes() const override { return headers_bytes_ + pool_bytes_ + per_entry_bytes_; }
+  bool zero_copy() const override { return zero_copy_; }
+  uint16_t ZeroCopySlot(const UringEntry& e) const override {
+    return zero_copy_ ? static_cast<uint16_t>(e.index() + 1) : 0;
+  }
+  std::string Mode() const override {
+    if (per_entry_ != nullptr) return "bufpool (refused: per-entry buffers)";
+    return absl::StrCat("bufpool (", registered_ ? "registered" : "unregistered", " pool, zero-copy ",
+                        zero_copy_ ? "on" : "off", ")");
+  }
 
  private:
-  // Every SQE of a queue with a registered pool names the same fixed buffer.
-  void PrepCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t op, uint64_t commit_id, uint64_t ud) {
+  // Every SQE of a queue with a registered pool names the same fixed buffer
+  // (slot 0; the kernel requires slot 0 for the pool).
+  void PrepCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t op, uint64_t commit_id, uint64_t ud,
+               uint16_t zc_slot = 0) {
     abi::fuse_uring_cmd_req_v46 req{};
     req.commit_id = commit_id;
     req.qid = qid_;
+    if (op == abi::FUSE_IO_URING_CMD_ADD_QUEUE && zero_copy_) {
+      req.flags = abi::FUSE_URING_ZERO_COPY;
+      // Test-only refusal: an undefined flag bit, which the kernel rejects.
+      if (options_.refuse_zero_copy) req.flags |= uint64_t{1} << 63;
+    }
     if (op == abi::FUSE_IO_URING_CMD_ADD_BUFPOOL) {
       req.bufpool.uaddr = reinterpret_cast<uint64_t>(pool_);
       req.bufpool.len = static_cast<uint32_t>(pool_bytes_);
+      // Test-only refusal: the reserved word must be 0.
+      if (options_.refuse_bufpool) req.bufpool.reserved = 1;
     }
+    if (op == abi::FUSE_IO_URING_CMD_REGISTER) req.ent_zero_copy_buf_index = zc_slot;
     // 40 bytes always fit the 80-byte SQE128 command area.
     bool fits = uring::PrepUringCmd(sqe, true, fuse_fd, op, &req, sizeof(req), ud);
     (void)fits;
-    if (options_.registered) {
+    if (registered_) {
       sqe->uring_cmd_flags |= uring::kUringCmdFixed;
       sqe->buf_index = 0;
     }
+  }
+  // A sparse fixed-buffer table: slot 0 the pool, slots 1..entries for the
+  // zero-copy pages of each entry. 0 or -errno; on failure the table is
+  // dropped again.
+  int RegisterPool(uring::IoRing& ring) {
+    const unsigned slots = zero_copy_ ? entries_ + 1 : 1;
+    int rc = uring::RegisterSparseBuffers(ring, slots);
+    if (rc < 0) return rc;
+    // Test-only refusal: memory that is not mapped (EFAULT), standing for
+    // the ENOMEM a locked-memory limit gives.
+    struct iovec iov = {options_.refuse_registered ? reinterpret_cast<void*>(uintptr_t{4096})
+                                                   : static_cast<void*>(pool_),
+                        pool_bytes_};
+    rc = uring::UpdateBuffers(ring, 0, &iov, 1);
+    if (rc >= 0) return 0;
+    uring::UnregisterBuffers(ring);
+    return rc;
+  }
+  // Per-entry buffers after ADD_BUFPOOL was refused: each entry REGISTERs
+  // its own buffer of exactly the kernel's payload size.
+  absl::Status StartPerEntry(size_t page) {
+    registered_ = false;
+    zero_copy_ = false;
+    per_entry_bytes_ = (entries_ * buf_size_ + page - 1) / page * page;
+    void* m = mmap(nullptr, per_entry_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) {
+      per_entry_bytes_ = 0;
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "queue ", qid_, ": cannot map per-entry buffers: ", strerror(errno)));
+    }
+    per_entry_ = static_cast<char*>(m);
+    return absl::OkStatus();
+  }
+  // One line per refusal per queue.
+  void Note(const std::string& what) const {
+    fprintf(stderr, "kmfused: queue %u: %s\n", qid_, what.c_str());
   }
   // Submits one command and returns its completion's res (-EIO if none).
   int RunCmd(uring::IoRing& ring, int fuse_fd, uint32_t op, uint64_t tag) {
@@ -185,6 +287,11 @@ class BufpoolPolicy final : public PayloadPolicy {
 
   const BufpoolOptions options_;
   uint16_t qid_ = 0;
+  unsigned entries_ = 0;
+  bool registered_ = false;  // the pool is fixed buffer 0 (every SQE says so)
+  bool zero_copy_ = false;   // ADD_QUEUE took FUSE_URING_ZERO_COPY
+  char* per_entry_ = nullptr;  // after a refused ADD_BUFPOOL
+  size_t per_entry_bytes_ = 0;
   size_t buf_size_ = 0;
   char* pool_ = nullptr;
   size_t pool_bytes_ = 0;      // buffers x buf_size_: the length ADD_BUFPOOL names

@@ -252,6 +252,9 @@ absl::Status Session::Stop(absl::Duration grace) {
     }
   }
   transport_->Join();
+  if (std::string stats = transport_->Stats(); !stats.empty()) {
+    fprintf(stderr, "kmfused: %s\n", stats.c_str());
+  }
   stop_status_ = transport_->status();
   fs_->Destroy();
   return stop_status_;

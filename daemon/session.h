@@ -27,6 +27,7 @@
 #include "daemon/proto/dispatch.h"
 #include "daemon/select.h"
 #include "daemon/transport.h"
+#include "daemon/uring_queue.h"
 #include "uring/probe.h"
 #include "kmfuse/filesystem.h"
 
@@ -98,6 +99,12 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
   absl::Status stop_status_ ABSL_GUARDED_BY(stop_mu_);
 };
+
+// The bufpool transport's options from the daemon options: a registered
+// pool, zero-copy per -o zero_copy (default: when running as root), and the
+// test-only refusals of KMFUSE_TEST_REFUSE (a comma list of zero_copy,
+// registered, bufpool).
+BufpoolOptions BufpoolOptionsFor(const Options& opts);
 
 // Builds the transport `name` for a connection whose INIT is done.
 absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const std::string& name,

@@ -47,6 +47,11 @@ class Transport {
   virtual void Join() = 0;
   // First fatal error a queue hit (OK after a normal end of connection).
   virtual absl::Status status() const = 0;
+  // One line of data-path counters for the end of the session ("" when the
+  // transport keeps none). FUSE-over-io_uring transports: requests,
+  // zero-copy requests and bytes, and READ/WRITE bytes that went through a
+  // payload buffer.
+  virtual std::string Stats() const { return ""; }
 };
 
 // The threads of a transport's queues: how many still run, and the first

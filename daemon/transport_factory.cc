@@ -1,9 +1,11 @@
 // Kernel probing before the mount and the transport name -> implementation map.
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "daemon/session.h"
 #include "daemon/transport_uring.h"
 #include "uring/probe.h"
@@ -12,6 +14,23 @@ namespace kmfuse {
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeRingReadTransport(const TransportEnv& env);
 
+
+BufpoolOptions BufpoolOptionsFor(const Options& opts) {
+  BufpoolOptions o;
+  o.registered = true;
+  o.zero_copy = opts.daemon.zero_copy < 0 ? geteuid() == 0 : opts.daemon.zero_copy == 1;
+  // Test-only: KMFUSE_TEST_REFUSE=zero_copy,registered,bufpool makes the
+  // daemon ask the kernel for what it refuses at those rungs, so the tests
+  // can walk the fallback ladder on a kernel that would grant everything.
+  if (const char* refuse = getenv("KMFUSE_TEST_REFUSE"); refuse != nullptr) {
+    for (absl::string_view r : absl::StrSplit(refuse, ',', absl::SkipEmpty())) {
+      if (r == "zero_copy") o.refuse_zero_copy = true;
+      if (r == "registered") o.refuse_registered = true;
+      if (r == "bufpool") o.refuse_bufpool = true;
+    }
+  }
+  return o;
+}
 
 KernelOffer ProbeKernelOffer() { return ProbeKernelOffer(uring::ProbeIoUring()); }
 
@@ -55,15 +74,18 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const std::string& name
   if (name == "uring") {
     return MakeUringFamilyTransport(name, env, MakePerEntryPolicy, RealRingFactory());
   }
-  // Both are refused before the mount on every released kernel (select.cc:
-  // the kmbuf probe gets EINVAL, INIT lacks FUSE_HAS_IO_URING_BUFPOOL); they
-  // are exercised against tests/kernel_model.
+  // kmbuf is refused before the mount on every released kernel (select.cc:
+  // the kmbuf probe gets EINVAL); it is exercised against tests/kernel_model.
   if (name == "kmbuf") {
     return MakeUringFamilyTransport(name, env, [] { return MakeKmbufPolicy(); },
                                     RealRingFactory());
   }
+  // bufpool runs on Linux 7.3+ (INIT offers FUSE_HAS_IO_URING_BUFPOOL):
+  // a registered pool by default, zero-copy queues as root unless
+  // -o zero_copy=off; each refusal steps down a rung (BufpoolOptions).
   if (name == "bufpool") {
-    return MakeUringFamilyTransport(name, env, [] { return MakeBufpoolPolicy(); },
+    BufpoolOptions o = BufpoolOptionsFor(*env.opts);
+    return MakeUringFamilyTransport(name, env, [o] { return MakeBufpoolPolicy(o); },
                                     RealRingFactory());
   }
   return absl::UnimplementedError(absl::StrCat("transport ", name, " is not built into this binary"));

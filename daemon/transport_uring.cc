@@ -69,12 +69,35 @@ class UringTransport final : public Transport {
   const char* name() const override { return name_.c_str(); }
   std::string Describe() const override {
     size_t bytes = queues_.empty() ? 0 : queues_[0]->policy().buffer_bytes();
+    // Queues normally end up alike; after per-queue refusals say how many
+    // differ from queue 0.
+    std::string mode = queues_.empty() ? "" : queues_[0]->policy().Mode();
+    size_t other = 0;
+    for (const auto& q : queues_) other += q->policy().Mode() != mode;
     return absl::StrCat(queues_.size(), " queue(s) x ", env_.opts->daemon.queue_depth,
-                        " entries, ", queues_.empty() ? "" : queues_[0]->policy().name(),
-                        " payload buffers, ", bytes >> 10, " KiB per queue",
+                        " entries, ", mode, " payload buffers",
+                        other ? absl::StrCat(" (", other, " queue(s) in another mode)") : "",
+                        ", ", bytes >> 10, " KiB per queue",
+                        zero_copy_ready_.load() ? ", zero-copy in effect" : "",
                         UringOff() ? " (io-uring switched off by the kernel: requests come "
                                      "through /dev/fuse)"
                                    : "");
+  }
+  std::string Stats() const override {
+    UringQueueStats sum;
+    for (const auto& q : queues_) {
+      UringQueueStats st = q->stats();
+      sum.requests += st.requests;
+      sum.zero_copy_requests += st.zero_copy_requests;
+      sum.zero_copy_bytes += st.zero_copy_bytes;
+      sum.zero_copy_staged += st.zero_copy_staged;
+      sum.copied_bytes += st.copied_bytes;
+    }
+    return absl::StrCat(name_, " stats: ", sum.requests, " requests on the rings, ",
+                        sum.zero_copy_requests, " zero-copy (", sum.zero_copy_bytes,
+                        " bytes by fixed-buffer I/O, ", sum.zero_copy_staged,
+                        " staged through daemon memory), ", sum.copied_bytes,
+                        " READ/WRITE bytes through payload buffers");
   }
 
   bool UringOff() const {
@@ -98,6 +121,7 @@ class UringTransport final : public Transport {
       cfg.payload_size = payload;
       cfg.fuse_fd = env_.dev_fd;
       cfg.pin_cpu = cpus[q];
+      cfg.zero_copy_ready = &zero_copy_ready_;
       queues_.push_back(std::make_unique<UringQueue>(cfg, policies_(), env_.dispatcher));
     }
     for (auto& q : queues_) {
@@ -107,6 +131,13 @@ class UringTransport final : public Transport {
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.
     while (registered_.load() < queues_.size()) absl::SleepFor(absl::Milliseconds(1));
+    // The kernel honours FOPEN_IO_URING_ZERO_COPY only when every queue is
+    // a zero-copy queue (and refuses the open otherwise).
+    bool all_zero_copy = !queues_.empty();
+    for (const auto& q : queues_) {
+      all_zero_copy = all_zero_copy && q->policy().zero_copy() && !q->uring_off();
+    }
+    zero_copy_ready_.store(all_zero_copy, std::memory_order_release);
     return threads_.status();
   }
 
@@ -128,6 +159,7 @@ class UringTransport final : public Transport {
   std::unique_ptr<Transport> side_;
   std::vector<std::unique_ptr<UringQueue>> queues_;
   std::atomic<unsigned> registered_{0};
+  std::atomic<bool> zero_copy_ready_{false};
   QueueThreads threads_;
 };
 

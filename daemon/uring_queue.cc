@@ -12,10 +12,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/proto/request.h"
+#include "uring/fixed_buffers.h"
 #include "uring/sqe.h"
 
 namespace kmfuse {
@@ -25,8 +27,10 @@ using abi::fuse_uring_cmd_req;
 using abi::fuse_uring_req_header;
 
 constexpr uint64_t kMailboxTag = ~uint64_t{0};
-// user_data of a backend read: entry index | kBackendReadBit.
+// user_data of a backend read: entry index | kBackendReadBit; of a
+// zero-copy fixed op: entry index | kFixedOpBit.
 constexpr uint64_t kBackendReadBit = uint64_t{1} << 40;
+constexpr uint64_t kFixedOpBit = uint64_t{1} << 41;
 
 // Per-entry buffers: the 6.14+ ABI. Headers and payloads live in one
 // anonymous mapping owned by the policy; REGISTER hands the kernel both
@@ -146,6 +150,23 @@ bool UringEntry::CommitFromFd(int fd, uint64_t offset, size_t len,
   return queue_->StartBackendRead(this, fd, offset, len, std::move(pin));
 }
 
+bool UringEntry::CommitWriteToFd(int fd, uint64_t offset, size_t len,
+                                 std::shared_ptr<const void> pin) {
+  if (state() != State::kDaemon) queue_->OwnershipBug(*this, "zero-copy write");
+  if (!zero_copy_ || opcode_ != abi::FUSE_WRITE) return false;
+  len = std::min(len, zc_len_);
+  if (std::this_thread::get_id() != queue_->thread_id_) {
+    queue_->HandOver(this, FdOp::kWriteFixed, fd, offset, len, std::move(pin));
+    return true;
+  }
+  return queue_->StartFixed(this, FdOp::kWriteFixed, fd, offset, len, std::move(pin));
+}
+
+bool UringEntry::ZeroCopyAvailable() const {
+  const std::atomic<bool>* ready = queue_->cfg_.zero_copy_ready;
+  return ready != nullptr && ready->load(std::memory_order_acquire);
+}
+
 void UringEntry::Drop() {
   // Requests that take no reply (FORGET, INTERRUPT) never travel the ring;
   // the entry still has to be committed to fetch the next request.
@@ -167,6 +188,7 @@ UringQueue::~UringQueue() {
     policy_.reset();
   }
   if (mailbox_fd_ >= 0) close(mailbox_fd_);
+  if (staging_fd_ >= 0) close(staging_fd_);
 }
 
 void UringQueue::OwnershipBug(const UringEntry& e, const char* what) const {
@@ -178,9 +200,34 @@ void UringQueue::OwnershipBug(const UringEntry& e, const char* what) const {
   abort();
 }
 
+UringQueueStats UringQueue::stats() const {
+  UringQueueStats st;
+  st.requests = requests_.load(std::memory_order_relaxed);
+  st.zero_copy_requests = zc_requests_.load(std::memory_order_relaxed);
+  st.zero_copy_bytes = zc_bytes_.load(std::memory_order_relaxed);
+  st.zero_copy_staged = zc_staged_.load(std::memory_order_relaxed);
+  st.copied_bytes = copied_bytes_.load(std::memory_order_relaxed);
+  return st;
+}
+
 void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) {
   UringEntry::State expected = UringEntry::State::kDaemon;
   if (e->state() != expected) OwnershipBug(*e, "commit");
+  if (e->zero_copy_ && e->opcode_ == abi::FUSE_WRITE && !e->zc_fixed_answer_ && error == 0) {
+    // Answered as if the data span held the caller's bytes: it does not.
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) {
+      fprintf(stderr,
+              "kmfused: BUG: a zero-copy WRITE was answered without Reply::WriteToFd (a "
+              "filesystem set FOPEN_IO_URING_ZERO_COPY but wrote the data span); answering EIO\n");
+    }
+    error = -EIO;
+    args_len = 0;
+  }
+  if (error == 0 && !e->zero_copy_ && e->opcode_ == abi::FUSE_READ) {
+    copied_bytes_.fetch_add(args_len, std::memory_order_relaxed);
+  }
+  e->zero_copy_ = false;
   // Headers are written by whichever thread answers; it owns the entry now.
   abi::fuse_out_header out{};
   out.len = static_cast<uint32_t>(sizeof(out) + args_len);
@@ -206,9 +253,19 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) 
 
 bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
                                   std::shared_ptr<const void> pin) {
+  if (e->state() != UringEntry::State::kDaemon) OwnershipBug(*e, "backend read");
+  if (e->zero_copy_) {
+    // The caller's pages are reachable only through the ring: always taken.
+    len = std::min(len, e->zc_len_);
+    if (std::this_thread::get_id() != thread_id_) {
+      HandOver(e, UringEntry::FdOp::kReadFixed, fd, offset, len, std::move(pin));
+      return true;
+    }
+    return StartFixed(e, UringEntry::FdOp::kReadFixed, fd, offset, len, std::move(pin));
+  }
   // Only the queue thread submits to its ring (single issuer).
   if (std::this_thread::get_id() != thread_id_) return false;
-  if (e->state() != UringEntry::State::kDaemon) OwnershipBug(*e, "backend read");
+  len = std::min(len, e->payload_ != nullptr ? policy_->payload_capacity() : size_t{0});
   // Data already in memory (page cache, tmpfs) is cheapest to copy right
   // here: a ring round trip would cost an extra io_uring_enter per request.
   // RWF_NOWAIT fails with EAGAIN instead of blocking; only then the read
@@ -241,6 +298,158 @@ bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t
   io_uring_prep_read(sqe, fd, e->payload_, static_cast<unsigned>(len), offset);
   sqe->user_data = e->index() | kBackendReadBit;
   return true;
+}
+
+void UringQueue::HandOver(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t offset, size_t len,
+                          std::shared_ptr<const void> pin) {
+  // Only the queue thread submits to its ring: the op starts there.
+  e->op_ = op;
+  e->read_fd_ = fd;
+  e->read_pin_ = std::move(pin);
+  e->read_off_ = offset;
+  e->read_len_ = len;
+  e->start_op_ = true;
+  {
+    MutexLock l(&mailbox_mu_);
+    mailbox_.push_back(e);
+  }
+  uint64_t one = 1;
+  ssize_t n = write(mailbox_fd_, &one, sizeof(one));
+  (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
+}
+
+bool UringQueue::StartFixed(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t offset,
+                            size_t len, std::shared_ptr<const void> pin) {
+  e->op_ = op;
+  e->read_fd_ = fd;
+  e->read_pin_ = std::move(pin);
+  e->read_off_ = offset;
+  e->read_len_ = len;
+  e->read_done_ = 0;
+  e->start_op_ = false;
+  if (len == 0) {
+    EndFixed(e, 0, 0);
+    return true;
+  }
+  SubmitFixed(e);
+  return true;
+}
+
+void UringQueue::SubmitFixed(UringEntry* e) {
+  io_uring_sqe* sqe = ring_->GetSqe();
+  while (sqe == nullptr) {
+    ring_->Submit();
+    sqe = ring_->GetSqe();
+  }
+  const uint16_t slot = policy_->ZeroCopySlot(*e);
+  // The kernel registered the caller's pages as a buffer starting at
+  // address 0: addr is the offset into them.
+  const uint64_t addr = e->read_done_;
+  const unsigned len = static_cast<unsigned>(e->read_len_ - e->read_done_);
+  const uint64_t off = e->read_off_ + e->read_done_;
+  const uint64_t ud = e->index() | kFixedOpBit;
+  switch (e->op_) {
+    case UringEntry::FdOp::kReadFixed:
+    case UringEntry::FdOp::kStageIn:
+      uring::PrepReadFixed(sqe, e->read_fd_, addr, len, off, slot, ud);
+      break;
+    case UringEntry::FdOp::kWriteFixed:
+    case UringEntry::FdOp::kStageOut:
+      uring::PrepWriteFixed(sqe, e->read_fd_, addr, len, off, slot, ud);
+      break;
+    default:
+      OwnershipBug(*e, "fixed op without an operation");
+  }
+}
+
+int UringQueue::StagingFd() {
+  if (staging_fd_ < 0) staging_fd_ = memfd_create("kmfused-zero-copy-staging", MFD_CLOEXEC);
+  return staging_fd_;
+}
+
+void UringQueue::FinishFixed(UringEntry* e, int32_t res) {
+  using FdOp = UringEntry::FdOp;
+  const bool staged = e->op_ == FdOp::kStageIn || e->op_ == FdOp::kStageOut;
+  if (res > 0) {
+    e->read_done_ += static_cast<size_t>(res);
+    if (!staged) zc_bytes_.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+    // Short: go on until done, EOF (0) or an error, as PreadFull and
+    // pwrite loops do.
+    if (e->read_done_ < e->read_len_) return SubmitFixed(e);
+    return EndFixed(e, 0, e->read_done_);
+  }
+  if (res == 0 || e->read_done_ > 0) return EndFixed(e, 0, e->read_done_);
+  if (!staged && (res == -EINVAL || res == -EAGAIN || res == -EOPNOTSUPP)) {
+    // An O_DIRECT fd whose alignment the caller's pages do not meet, or a
+    // file without fixed-buffer I/O: go through daemon memory, answering
+    // exactly what the copy path answers.
+    zc_staged_.fetch_add(1, std::memory_order_relaxed);
+    if (e->op_ == FdOp::kReadFixed) return StageReadIn(e);
+    // WRITE: copy the caller's bytes into the payload buffer (the data span
+    // the filesystem was shown) through the staging memfd, then hand the
+    // request to the filesystem again as an ordinary WRITE.
+    const int sfd = StagingFd();
+    if (sfd < 0 || e->payload_ == nullptr) return EndFixed(e, -EIO, 0);
+    e->read_pin_.reset();
+    e->op_ = FdOp::kStageOut;
+    e->read_fd_ = sfd;
+    e->read_off_ = uint64_t{e->index()} * cfg_.payload_size;
+    e->read_len_ = e->zc_len_;
+    e->read_done_ = 0;
+    return SubmitFixed(e);
+  }
+  EndFixed(e, res, 0);
+}
+
+void UringQueue::StageReadIn(UringEntry* e) {
+  // Read into daemon memory the way the copy path does (PreadFull copes
+  // with O_DIRECT alignment), then into the caller's pages from the memfd.
+  const int sfd = StagingFd();
+  if (sfd < 0) return EndFixed(e, -EIO, 0);
+  if (staging_buf_.size() < cfg_.payload_size) staging_buf_.resize(cfg_.payload_size);
+  const size_t len = std::min(e->read_len_, staging_buf_.size());
+  ssize_t n = PreadFull(e->read_fd_, staging_buf_.data(), len, static_cast<off_t>(e->read_off_));
+  e->read_pin_.reset();
+  if (n <= 0) return EndFixed(e, static_cast<int32_t>(n), 0);
+  const off_t at = static_cast<off_t>(uint64_t{e->index()} * cfg_.payload_size);
+  if (pwrite(sfd, staging_buf_.data(), static_cast<size_t>(n), at) != n) {
+    return EndFixed(e, -EIO, 0);
+  }
+  e->op_ = UringEntry::FdOp::kStageIn;
+  e->read_fd_ = sfd;
+  e->read_off_ = static_cast<uint64_t>(at);
+  e->read_len_ = static_cast<size_t>(n);
+  e->read_done_ = 0;
+  SubmitFixed(e);
+}
+
+void UringQueue::EndFixed(UringEntry* e, int32_t error, size_t done) {
+  using FdOp = UringEntry::FdOp;
+  const FdOp op = e->op_;
+  e->op_ = FdOp::kNone;
+  e->read_fd_ = -1;
+  e->read_pin_.reset();
+  if (op == FdOp::kStageOut) {
+    // The caller's bytes are in the memfd: into the data span, then the
+    // filesystem answers the WRITE again, from memory this time.
+    ssize_t n = error == 0 && done == e->zc_len_
+                    ? pread(staging_fd_, e->payload_, e->zc_len_,
+                            static_cast<off_t>(uint64_t{e->index()} * cfg_.payload_size))
+                    : -1;
+    if (n != static_cast<ssize_t>(e->zc_len_)) return CommitFromEntry(e, -EIO, 0);
+    e->zero_copy_ = false;
+    return Deliver(e);
+  }
+  if (error != 0) return CommitFromEntry(e, error, 0);
+  e->zc_fixed_answer_ = true;
+  if (op == FdOp::kWriteFixed) {
+    abi::fuse_write_out out{};
+    out.size = static_cast<uint32_t>(done);
+    if (e->payload_ == nullptr) return CommitFromEntry(e, -EIO, 0);
+    std::memcpy(e->payload_, &out, sizeof(out));
+    return CommitFromEntry(e, 0, sizeof(out));
+  }
+  CommitFromEntry(e, 0, done);
 }
 
 void UringQueue::FinishBackendRead(UringEntry* e, int32_t res) {
@@ -288,7 +497,13 @@ void UringQueue::DrainMailbox() {
     MutexLock l(&mailbox_mu_);
     batch.swap(mailbox_);
   }
-  for (UringEntry* e : batch) QueueCommitSqe(e);
+  for (UringEntry* e : batch) {
+    if (e->start_op_) {
+      StartFixed(e, e->op_, e->read_fd_, e->read_off_, e->read_len_, std::move(e->read_pin_));
+    } else {
+      QueueCommitSqe(e);
+    }
+  }
 }
 
 void UringQueue::HandleCompletion(const uring::Completion& c) {
@@ -300,6 +515,11 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
   if (c.user_data & kBackendReadBit) {
     uint64_t i = c.user_data & ~kBackendReadBit;
     if (i < entries_.size()) FinishBackendRead(entries_[i].get(), c.res);
+    return;
+  }
+  if (c.user_data & kFixedOpBit) {
+    uint64_t i = c.user_data & ~kFixedOpBit;
+    if (i < entries_.size()) FinishFixed(entries_[i].get(), c.res);
     return;
   }
   if (c.user_data >= entries_.size()) {
@@ -348,12 +568,42 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
   abi::fuse_uring_ent_in_out ent;
   std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
   e->commit_id_ = ent.commit_id;
+  e->zero_copy_ = false;
+  e->zc_fixed_answer_ = false;
+  e->zc_len_ = 0;
+  {
+    abi::fuse_in_header in;
+    std::memcpy(&in, e->header_->in_out, sizeof(in));
+    e->opcode_ = in.opcode;
+  }
   if (int rc = policy_->OnDelivered(*e, c.flags); rc != 0) {
     fprintf(stderr, "kmfused: queue %u entry %u: kernel reported an impossible buffer: %s\n",
             cfg_.qid, e->index(), strerror(-rc));
     return CommitFromEntry(e, -EIO, 0);
   }
-  proto::RequestView view;
+  if ((ent.flags & abi::FUSE_URING_ENT_ZERO_COPY) != 0) {
+    // The caller's pages are in this entry's slot; only READ and WRITE
+    // qualify, sized by their op header.
+    if (!policy_->zero_copy() ||
+        (e->opcode_ != abi::FUSE_READ && e->opcode_ != abi::FUSE_WRITE)) {
+      fprintf(stderr, "kmfused: queue %u entry %u: zero-copy flag on opcode %u\n", cfg_.qid,
+              e->index(), e->opcode_);
+      return CommitFromEntry(e, -EIO, 0);
+    }
+    zc_requests_.fetch_add(1, std::memory_order_relaxed);
+    e->zero_copy_ = true;
+    if (e->opcode_ == abi::FUSE_READ) {
+      abi::fuse_read_in rin;
+      std::memcpy(&rin, e->header_->op_in, sizeof(rin));
+      e->zc_len_ = rin.size;
+    } else {
+      abi::fuse_write_in win;
+      std::memcpy(&win, e->header_->op_in, sizeof(win));
+      e->zc_len_ = win.size;
+    }
+  }
+  proto::RequestView& view = e->view_;
+  view = proto::RequestView{};
   if (proto::DecodeSplit(e->header_->in_out, e->header_->op_in, e->payload_, ent.payload_sz,
                          e->payload_ != nullptr ? policy_->payload_capacity() : 0, &view) != 0) {
     return CommitFromEntry(e, -EINVAL, 0);
@@ -368,7 +618,16 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     view.split = false;
   }
   if (view.in.unique != e->commit_id_) e->commit_id_ = view.in.unique;
-  dispatcher_->Dispatch(view, e);
+  Deliver(e);
+}
+
+void UringQueue::Deliver(UringEntry* e) {
+  if (e->opcode_ == abi::FUSE_WRITE && !e->zero_copy_) {
+    abi::fuse_write_in win;
+    std::memcpy(&win, e->header_->op_in, sizeof(win));
+    copied_bytes_.fetch_add(win.size, std::memory_order_relaxed);
+  }
+  dispatcher_->Dispatch(e->view_, e);
 }
 
 absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {

@@ -68,21 +68,52 @@ class UringEntry final : public ReplySink {
   void Drop() override;
   // READ replies from a backing fd go through the queue's own ring
   // (IORING_OP_READ straight into the payload buffer) when called on the
-  // queue thread; the commit follows the read's completion.
+  // queue thread; the commit follows the read's completion. A zero-copy
+  // READ (FUSE_URING_ENT_ZERO_COPY) is always taken: IORING_OP_READ_FIXED
+  // into the caller's pages in the entry's slot, handed to the queue
+  // thread when called elsewhere.
   bool CommitFromFd(int fd, uint64_t offset, size_t len, std::shared_ptr<const void> pin) override;
+  // A zero-copy WRITE: IORING_OP_WRITE_FIXED from the caller's pages to fd;
+  // false for every other request (its data is in the payload buffer).
+  bool CommitWriteToFd(int fd, uint64_t offset, size_t len,
+                       std::shared_ptr<const void> pin) override;
+  bool ZeroCopyAvailable() const override;
+
+  // True while the current request's data lives in the caller's pages,
+  // registered by the kernel in this entry's fixed-buffer slot.
+  bool zero_copy() const { return zero_copy_; }
 
  private:
   friend class UringQueue;
+  // What the entry's fd operation (CommitFromFd / CommitWriteToFd) does.
+  enum class FdOp : uint8_t {
+    kNone,
+    kRead,          // IORING_OP_READ into the payload buffer
+    kReadFixed,     // READ_FIXED from the fd into the caller's pages
+    kWriteFixed,    // WRITE_FIXED from the caller's pages to the fd
+    kStageIn,       // READ_FIXED from the staging memfd into the caller's pages
+    kStageOut,      // WRITE_FIXED from the caller's pages into the staging memfd
+  };
   UringQueue* queue_;
   uint16_t index_;
   abi::fuse_uring_req_header* header_;
   char* payload_ = nullptr;
   uint64_t commit_id_ = 0;
-  // The backend read in flight for this entry (CommitFromFd).
+  uint32_t opcode_ = 0;
+  // Zero-copy request state (see zero_copy()): the registered bytes (the
+  // READ or WRITE size), and whether the answer came from a fixed op.
+  bool zero_copy_ = false;
+  size_t zc_len_ = 0;
+  bool zc_fixed_answer_ = false;
+  proto::RequestView view_;  // kept for a WRITE that must fall back to a copy
+  // The fd operation in flight for this entry.
+  FdOp op_ = FdOp::kNone;
+  bool start_op_ = false;  // mailbox: start op_ instead of committing
   int read_fd_ = -1;
   std::shared_ptr<const void> read_pin_;  // keeps read_fd_ open
   uint64_t read_off_ = 0;
   size_t read_len_ = 0;
+  size_t read_done_ = 0;
   std::atomic<State> state_{State::kNew};
 };
 
@@ -139,6 +170,17 @@ class PayloadPolicy {
   virtual size_t buffer_bytes() const = 0;
   // See the contract above.
   virtual bool uses_ring_in_destructor() const { return true; }
+  // True when the queue was created with FUSE_URING_ZERO_COPY: the kernel
+  // may register a READ/WRITE's pages in the entry's slot.
+  virtual bool zero_copy() const { return false; }
+  // The fixed-buffer slot entry e named at REGISTER (0: none).
+  virtual uint16_t ZeroCopySlot(const UringEntry& e) const {
+    (void)e;
+    return 0;
+  }
+  // For the startup line: the name and, where it matters, the mode it ended
+  // up in after refusals.
+  virtual std::string Mode() const { return name(); }
 };
 
 // Whether the kernel gives a request of this opcode a payload buffer from a
@@ -178,16 +220,32 @@ std::unique_ptr<PayloadPolicy> MakeKmbufPolicy(const KmbufOptions& options);
 // FUSE io-uring buffer pools (`bufpool`, protocol 7.46; docs section 5).
 // Setup submits ADD_QUEUE then ADD_BUFPOOL ({uaddr, len} of one contiguous
 // region of `bufs` buffers of payload_size) and waits for both; with
-// `registered` the region is first registered as fixed buffer 0 and every
-// later SQE of the queue carries IORING_URING_CMD_FIXED with buf_index 0.
+// `registered` the ring first gets a sparse fixed-buffer table whose slot 0
+// is the pool, and every later URING_CMD of the queue carries
+// IORING_URING_CMD_FIXED with buf_index 0. With `zero_copy` (needs
+// `registered`) the table has one more slot per entry (entry i: slot i+1),
+// ADD_QUEUE carries FUSE_URING_ZERO_COPY and REGISTER names the entry's slot
+// in ent_zero_copy_buf_index.
 // REGISTER passes iovec[2] = {header, {NULL, 0}}. On delivery the payload is
 // pool + ring_ent_in_out.offset (checked: a multiple of payload_size inside
 // the pool, else the request is failed with EIO), or none for a request
-// without a copyable payload (HasPoolPayload). The kernel recycles. The
-// pool stays mapped (and registered) until the ring is gone.
+// without a copyable payload (HasPoolPayload) and for a zero-copy READ. The
+// kernel recycles. The pool stays mapped (and registered) until the ring is
+// gone.
+// Refusals never fail Setup (each is logged once with the errno): zero-copy
+// refused (EPERM without CAP_SYS_ADMIN) -> no zero-copy; registering the
+// pool refused -> unregistered pool (and no zero-copy); ADD_BUFPOOL refused
+// -> unregistered pool, then per-entry buffers. A zero-copy queue whose
+// ADD_BUFPOOL is refused cannot step down (the kernel takes nothing else on
+// it): Setup returns Unavailable and /dev/fuse carries the requests.
 struct BufpoolOptions {
   unsigned bufs = 0;        // 0: one buffer per entry
   bool registered = false;  // register the pool as a fixed buffer
+  bool zero_copy = false;   // zero-copy queue (only with `registered`)
+  // Test-only: ask the kernel for something it refuses at that rung.
+  bool refuse_zero_copy = false;   // ADD_QUEUE with an undefined flag bit
+  bool refuse_registered = false;  // register unmapped memory as the pool
+  bool refuse_bufpool = false;     // ADD_BUFPOOL with a non-zero reserved word
 };
 std::unique_ptr<PayloadPolicy> MakeBufpoolPolicy();
 std::unique_ptr<PayloadPolicy> MakeBufpoolPolicy(const BufpoolOptions& options);
@@ -202,6 +260,18 @@ struct UringQueueConfig {
   size_t payload_size = 0;
   int fuse_fd = -1;
   int pin_cpu = -1;  // pin the queue thread to this CPU (-1: no pinning)
+  // Set by the transport once every queue of the connection is a zero-copy
+  // queue (the kernel refuses FOPEN_IO_URING_ZERO_COPY otherwise).
+  const std::atomic<bool>* zero_copy_ready = nullptr;
+};
+
+// Data-path counters of a queue (monotonic, relaxed).
+struct UringQueueStats {
+  uint64_t requests = 0;
+  uint64_t zero_copy_requests = 0;  // delivered with FUSE_URING_ENT_ZERO_COPY
+  uint64_t zero_copy_bytes = 0;     // moved by READ_FIXED/WRITE_FIXED on the caller's pages
+  uint64_t zero_copy_staged = 0;    // zero-copy requests that went through daemon memory
+  uint64_t copied_bytes = 0;        // READ/WRITE data through a payload buffer
 };
 
 class UringQueue {
@@ -224,6 +294,7 @@ class UringQueue {
   // queue then ends without an error; Setup failing with Unavailable means
   // the same.
   bool uring_off() const { return uring_off_.load(); }
+  UringQueueStats stats() const;
 
  private:
   friend class UringEntry;
@@ -231,6 +302,17 @@ class UringQueue {
   bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
                         std::shared_ptr<const void> pin);
   void FinishBackendRead(UringEntry* e, int32_t res);
+  // Zero-copy fd operations (queue thread only).
+  bool StartFixed(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t offset, size_t len,
+                  std::shared_ptr<const void> pin);
+  void HandOver(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t offset, size_t len,
+                std::shared_ptr<const void> pin);
+  void SubmitFixed(UringEntry* e);
+  void FinishFixed(UringEntry* e, int32_t res);
+  void EndFixed(UringEntry* e, int32_t error, size_t done);
+  int StagingFd();
+  void StageReadIn(UringEntry* e);
+  void Deliver(UringEntry* e);
   void QueueCommitSqe(UringEntry* e);
   void HandleCompletion(const uring::Completion& c);
   void DrainMailbox();
@@ -246,7 +328,15 @@ class UringQueue {
   std::thread::id thread_id_;
   absl::Status fatal_;
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> zc_requests_{0};
+  std::atomic<uint64_t> zc_bytes_{0};
+  std::atomic<uint64_t> zc_staged_{0};
+  std::atomic<uint64_t> copied_bytes_{0};
   std::atomic<bool> uring_off_{false};
+  // Zero-copy fallbacks (O_DIRECT alignment the fixed op cannot meet):
+  // bytes pass through this memfd, entry i at offset i * payload_size.
+  int staging_fd_ = -1;
+  std::vector<char> staging_buf_;
 
   // Commits from other threads (async replies): handed to the queue thread,
   // which alone submits to its ring.

@@ -92,6 +92,17 @@ ssize_t DirectWriteFallback(Handle& h, const char* data, size_t len, off_t off) 
   return result;
 }
 
+// READ and WRITE of a regular file the daemon serves (no kernel
+// passthrough) go through the caller's own pages when the connection's
+// io-uring queues are zero-copy queues: Read answers with DataFromFd and
+// Write with WriteToFd, so every byte moves between those pages and the
+// backing fd by fixed-buffer I/O.
+void OfferZeroCopy(bool regular, const Reply& r, abi::fuse_open_out* out) {
+  if (regular && (out->open_flags & abi::FOPEN_PASSTHROUGH) == 0 && r.ZeroCopyAvailable()) {
+    out->open_flags |= abi::FOPEN_IO_URING_ZERO_COPY;
+  }
+}
+
 }  // namespace
 
 int PassthroughFs::HostOpenFlags(uint32_t kflags) const {
@@ -154,8 +165,10 @@ void PassthroughFs::Open(const RequestContext& /*ctx*/, uint64_t ino, const abi:
       return r.Error(err);
     }
   }
+  const bool regular = S_ISREG(i.mode());
   abi::fuse_open_out out;
   MakeFileHandle(fd, std::move(i), flags, &out);
+  OfferZeroCopy(regular, r, &out);
   r.Open(out);
 }
 
@@ -197,6 +210,7 @@ void PassthroughFs::CreateCommon(const RequestContext& ctx, uint64_t parent,
   }
   abi::fuse_open_out o;
   MakeFileHandle(fd, std::move(i), flags, &o);
+  OfferZeroCopy(true, r, &o);
   r.Create(e, o);
 }
 
@@ -227,6 +241,13 @@ void PassthroughFs::Write(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   if (h == nullptr || h->is_dir) return r.Error(EBADF);
   size_t len = std::min<size_t>(data.size(), in.size);
   off_t off = static_cast<off_t>(in.offset);
+  if ((in.write_flags & abi::FUSE_WRITE_KILL_SUIDGID) != 0 && r.ZeroCopyAvailable()) {
+    // A zero-copy write completes on the ring: drop the bits first.
+    if (int err = KillSuidSgid(h->fd); err != 0) return r.Error(err);
+  }
+  // Zero-copy (FOPEN_IO_URING_ZERO_COPY): the data is in the caller's pages
+  // and `data` holds none of it; the transport writes and answers.
+  if (r.WriteToFd(h->fd, off, len, h)) return;
   ssize_t n = PwriteAll(h->fd, data.data(), len, off);
   if (n < 0 && errno == EINVAL && (h->flags & O_DIRECT) != 0) {
     n = DirectWriteFallback(*h, data.data(), len, off);

@@ -157,16 +157,26 @@ ssize_t PreadFull(int fd, char* buf, size_t len, off_t offset) {
 }
 
 void Reply::DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin) {
-  absl::Span<char> buf = Buffer();
-  len = std::min(len, buf.size());
+  // The sink clamps len itself: a zero-copy READ has no ArgArea.
   if (sink_ != nullptr &&
       sink_->CommitFromFd(fd, static_cast<uint64_t>(offset), len, std::move(pin))) {
     sink_ = nullptr;
     return;
   }
+  absl::Span<char> buf = Buffer();
+  len = std::min(len, buf.size());
   ssize_t n = PreadFull(fd, buf.data(), len, offset);
   if (n < 0) return Error(static_cast<int>(-n));
   Ok(static_cast<size_t>(n));
+}
+
+bool Reply::WriteToFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin) {
+  if (sink_ == nullptr ||
+      !sink_->CommitWriteToFd(fd, static_cast<uint64_t>(offset), len, std::move(pin))) {
+    return false;
+  }
+  sink_ = nullptr;
+  return true;
 }
 
 DirentWriter::DirentWriter(absl::Span<char> buffer, size_t requested_size)

@@ -53,6 +53,9 @@ class ReplySink {
   // after true the sink owns the answer. The sink holds `pin` (whatever
   // owns fd) until the read is done, so fd stays open even if a RELEASE
   // for the file is handled meanwhile on another thread.
+  // len may exceed ArgArea(): the sink clamps it to what the request can
+  // take (for a zero-copy READ, ArgArea() is empty and the data goes
+  // straight into the caller's pages with a fixed-buffer read).
   virtual bool CommitFromFd(int fd, uint64_t offset, size_t len, std::shared_ptr<const void> pin) {
     (void)fd;
     (void)pin;
@@ -60,6 +63,26 @@ class ReplySink {
     (void)len;
     return false;
   }
+  // Zero-copy WRITE (FUSE io-uring, FOPEN_IO_URING_ZERO_COPY): the request's
+  // data is not in memory but in the caller's pages, registered in the
+  // transport's fixed-buffer table. Writes len bytes of it to fd at offset
+  // (fixed-buffer write on the transport's ring) and answers fuse_write_out
+  // with the count, or the error. Returns false when the request's data is
+  // in memory (the data span): then the caller writes it as usual. After
+  // true the sink owns the answer and holds `pin` until the write is done.
+  virtual bool CommitWriteToFd(int fd, uint64_t offset, size_t len,
+                               std::shared_ptr<const void> pin) {
+    (void)fd;
+    (void)pin;
+    (void)offset;
+    (void)len;
+    return false;
+  }
+  // Whether an OPEN/CREATE answered through this sink may set
+  // FOPEN_IO_URING_ZERO_COPY: the connection's every io-uring queue is a
+  // zero-copy queue. Only a filesystem that answers READ with DataFromFd
+  // and WRITE with WriteToFd may set it.
+  virtual bool ZeroCopyAvailable() const { return false; }
 };
 
 // pread until len bytes, EOF or an error; retries EINTR. When the fd is
@@ -118,6 +141,18 @@ class Reply {
   // aligned fall back to an aligned bounce buffer. `pin` (optional) owns fd;
   // an asynchronous read keeps it alive until the read completed.
   void DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin = nullptr);
+  // WRITE of a file opened with FOPEN_IO_URING_ZERO_COPY: when the request's
+  // data lives in the caller's pages (ReplySink::CommitWriteToFd), writes
+  // len bytes of it to fd at offset and answers with the count (short
+  // writes and errors as pwrite(2) reports them); returns true, the Reply
+  // is answered. Returns false when the data is in memory: the caller
+  // writes the data span itself and answers. A filesystem that sets
+  // FOPEN_IO_URING_ZERO_COPY must try this before touching the data span:
+  // for a zero-copy request that span holds no caller data, and answering
+  // such a request any other way is answered EIO by the transport.
+  bool WriteToFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin = nullptr);
+  // See ReplySink::ZeroCopyAvailable (false once answered).
+  bool ZeroCopyAvailable() const { return sink_ != nullptr && sink_->ZeroCopyAvailable(); }
 
   // Replies that the filesystem never answered (process-wide, for tests and
   // diagnostics).
