@@ -5,12 +5,12 @@
 // Inject() requests as the kernel would route them and WaitReply() for what
 // the daemon answered. Three modes:
 //   kPerEntry  6.14-6.18 `uring`: REGISTER iovec[2] = {header, payload};
-//              verified against the real 6.18 kernel by
+//              verified against the real 6.18 and 7.3 kernels by
 //              tests/uring_crosscheck_test.
 //   kKmbuf     the proposed kernel-managed buffer rings (docs section 4).
 //   kBufpool   FUSE io-uring buffer pools, protocol 7.46 (docs section 5).
-// kmbuf and bufpool follow docs/kernel-interfaces.md; no kernel here can
-// confirm them.
+// kmbuf follows docs/kernel-interfaces.md (no kernel has it); bufpool is
+// verified against the real 7.3 kernel (tools/vm) by the same cross-check.
 //
 // Protocol minor. The kernel's behaviour differs between 7.45 (6.14-6.18) and
 // 7.46 (7.3, buffer pools); ModelOptions::minor picks one (0: 7.46 for
@@ -42,12 +42,17 @@
 //   that exists (ADD_QUEUE or REGISTER made it) -> EEXIST. ADD_BUFPOOL:
 //   qid out of range, flags or bufpool.reserved non-zero, no queue yet, a
 //   pool already there or the queue already per-entry (a REGISTER happened)
-//   -> EINVAL; len not a non-zero multiple of max_payload -> EINVAL; uaddr 0
-//   -> see kBufpoolUaddrZero below; with IORING_URING_CMD_FIXED the region
-//   must lie in registered buffer buf_index (else EFAULT), and every later
-//   REGISTER/COMMIT_AND_FETCH of the queue must carry that buf_index (see
-//   fixed_index_at_import). Without buffer pools (7.45, or 7.46 without
-//   kBufpool) ADD_QUEUE/ADD_BUFPOOL are EINVAL (7.45) / EOPNOTSUPP (7.46).
+//   -> EINVAL; uaddr 0 or len shorter than one max_payload buffer -> EINVAL
+//   (a remainder is ignored: nr_bufs = len / max_payload). With
+//   IORING_URING_CMD_FIXED the pool is registered under buf_index, which
+//   ADD_BUFPOOL does not check; every later REGISTER/COMMIT_AND_FETCH of the
+//   queue must carry IORING_URING_CMD_FIXED and that buf_index (else the SQE
+//   gets EINVAL), and when no registered buffer of the entry's ring covers
+//   the selected pool buffer the request ends with EFAULT at import (no
+//   CQE; the entry fetches the next request). A zero-copy queue's pool may
+//   be unregistered at ADD_BUFPOOL; its REGISTERs are refused. Without
+//   buffer pools ADD_QUEUE/ADD_BUFPOOL are EINVAL (7.45: unknown command) /
+//   EOPNOTSUPP (7.46 without kBufpool).
 // - Delivery writes the 40-byte fuse_in_header into in_out, exactly the op
 //   argument (Inject's `op`, in_args[0]) into op_in, and the whole
 //   ring_ent_in_out (offset = buffer offset in the pool, 0 when the request
@@ -80,8 +85,9 @@
 //   op_in unwritten, fuse_notify_retrieve_in then the data in the payload.
 // - Teardown: Abort() ends queued requests and those held by the daemon with
 //   ECONNABORTED (the latter without any CQE), completes idle entries with
-//   -ENOTCONN, and every later command fails with -ENOTCONN, or
-//   -ECONNABORTED when abort_error (FUSE_ABORT_ERROR was negotiated).
+//   -ENOTCONN, and every later command fails with -ENOTCONN. 7.45 only:
+//   -ECONNABORTED when abort_error (FUSE_ABORT_ERROR was negotiated; from
+//   the 6.18 source); 7.3 answers ENOTCONN either way (measured).
 // - The mailbox: IORING_OP_READ on an eventfd completes once the fd is
 //   readable (polled while SubmitAndWait blocks).
 //
@@ -128,6 +134,8 @@ struct ModelOptions {
   Mode mode = Mode::kPerEntry;
   uint16_t nr_queues = 2;          // the kernel's number of possible CPUs
   uint32_t max_write = 128 * 1024;  // negotiated in INIT
+  // The kernel's max_pages: 32, or what the INIT reply asked for when it set
+  // FUSE_MAX_PAGES (clamped by fs.fuse.max_pages_limit).
   uint32_t max_pages = 32;
   bool init_done = true;     // false: REGISTER gets EAGAIN until SetInitDone()
   bool cap_sys_admin = false;  // for FUSE_URING_ZERO_COPY
@@ -138,7 +146,8 @@ struct ModelOptions {
   // The kernel's FUSE protocol minor: 45 (6.14-6.18) or 46 (7.3). 0: 46 for
   // kBufpool, 45 otherwise.
   uint32_t minor = 0;
-  // FUSE_ABORT_ERROR was negotiated: commands after Abort get ECONNABORTED.
+  // FUSE_ABORT_ERROR was negotiated: with 7.45, commands after Abort get
+  // ECONNABORTED (7.46: ENOTCONN regardless, as 7.3 does).
   bool abort_error = false;
   // Fill what the kernel leaves unwritten in in_out and op_in with kPoison.
   // false: leave the daemon's bytes there, as the kernel does (the
