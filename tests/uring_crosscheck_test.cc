@@ -1146,7 +1146,8 @@ class PoolServer {
     fuse_uring_req_header hdr{};
     struct iovec iov[2]{};
     uint16_t qid = 0;
-    uint32_t offset = 0;  // of the request it holds, as delivered
+    uint32_t offset = 0;      // of the request it holds, as delivered
+    char* payload = nullptr;  // a per-entry payload (no pool)
   };
   struct Held {
     size_t ent;
@@ -1271,7 +1272,7 @@ class PoolServer {
     e.offset = ent.offset;
     s.in_out_written = WrittenPrefix(e.hdr.in_out, sizeof(e.hdr.in_out));
     s.op_in_written = WrittenPrefix(e.hdr.op_in, sizeof(e.hdr.op_in));
-    const char* buf = Buffer(e.qid, ent.offset);
+    const char* buf = e.payload ? e.payload : Buffer(e.qid, ent.offset);
     if (buf != nullptr) s.payload.assign(buf, std::min<size_t>(ent.payload_sz, 64));
     obs_->seen.push_back(s);
     std::string name = in.opcode == FUSE_LOOKUP && buf ? std::string(buf) : "";
@@ -1288,7 +1289,7 @@ class PoolServer {
     Ent& e = *ents_[i];
     fuse_uring_ent_in_out ent;
     std::memcpy(&ent, &e.hdr.ring_ent_in_out, sizeof(ent));
-    char* buf = Buffer(e.qid, e.offset);
+    char* buf = e.payload ? e.payload : Buffer(e.qid, e.offset);
     std::string args;
     int32_t error = 0;
     switch (in.opcode) {
@@ -1393,7 +1394,8 @@ class PoolServer {
     FillHeaderTail(e.hdr);
     if (payload_len) payloads_.push_back(std::make_unique<Mapping>(payload_len));
     e.iov[0] = {&e.hdr, hdr_len};
-    e.iov[1] = {payload_len ? payloads_.back()->base : nullptr, payload_len};
+    e.payload = payload_len ? payloads_.back()->base : nullptr;
+    e.iov[1] = {e.payload, payload_len};
     const uint64_t ud = ents_.size() - 1;
     uring::IoRing& ring = side_.ring();
     io_uring_sqe* sqe = ring.GetSqe();
@@ -1627,6 +1629,59 @@ Observed RunPoolEdges(Side& side, int which, std::string* skip) {
   side.Teardown();
   sv.CountTeardown(&o, absl::Milliseconds(300));
   return o;
+}
+
+// Per-entry teardown (every kernel with FUSE-over-io_uring): a request held
+// by the server when the connection ends; abort_error negotiates
+// FUSE_ABORT_ERROR.
+Observed RunPerEntryTeardown(Side& side, bool abort_error, std::string* skip) {
+  Observed o;
+  PoolServer sv(side, &o);
+  InitParams p = PerEntryInit();
+  if (abort_error) p.flags |= FUSE_ABORT_ERROR;
+  if (!side.FinishInit(p)) {
+    *skip = "INIT does not offer FUSE_OVER_IO_URING";
+    return o;
+  }
+  const size_t payload = UringMinPayload(kMaxWrite, kMaxPages, PageSize());
+  for (uint16_t q = 0; q < side.nr_queues(); q++) {
+    for (int i = 0; i < 2; i++) {
+      o.res[absl::StrCat("P0 register q", q, " entry ", i)] =
+          sv.RegisterOne(q, -1, sizeof(fuse_uring_req_header), payload);
+    }
+  }
+  o.client["P1 stat hello"] = sv.RunOp(StatOp("hello"), 0);
+  int h = sv.StartHeld(StatOp("hold"), 0, 1);
+  const fuse_in_header held = sv.HeldAt(0).in;
+  side.Teardown();
+  o.client["P2 the held stat at teardown"] = side.OpResult(h);
+  sv.CountTeardown(&o, absl::Seconds(1));
+  o.res["P3 commit the held request after teardown"] =
+      sv.Cmd(FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, 0, held.unique);
+  o.res["P4 register after teardown"] =
+      sv.RegisterOne(0, -1, sizeof(fuse_uring_req_header), payload);
+  return o;
+}
+
+TEST(UringCrossCheck, PerEntryTeardownMatchesTheRealKernel) {
+  for (bool abort_error : {false, true}) {
+    SCOPED_TRACE(abort_error ? "FUSE_ABORT_ERROR" : "no FUSE_ABORT_ERROR");
+    std::string skip;
+    std::unique_ptr<RealSide> real = RealSide::Create(&skip);
+    if (!real) GTEST_SKIP() << "real-kernel side unavailable: " << skip;
+    Observed r = RunPerEntryTeardown(*real, abort_error, &skip);
+    const uint32_t offered = real->offered_minor();
+    real.reset();
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    printf("--- per-entry teardown, abort_error %d (kernel offers 7.%u)\n", abort_error, offered);
+    Print("real", r);
+    model::ModelOptions mo = PerEntryModel(PossibleCpus(), ModelMinor(offered));
+    mo.abort_error = abort_error;
+    ModelSide model(mo);
+    Observed m = RunPerEntryTeardown(model, abort_error, &skip);
+    Print("model", m);
+    Compare(r, m);
+  }
 }
 
 struct PoolScript {
