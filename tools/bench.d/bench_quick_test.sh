@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of tools/bench: a --quick run against the given kmfused binary
 # must succeed and produce results for native and at least one kmfused
-# transport.  Usage: bench_quick_test.sh PATH/TO/kmfused
+# transport, the machine's floor, and floors per op and daemon CPU per op
+# for the kmfused results.  Usage: bench_quick_test.sh PATH/TO/kmfused
 set -uo pipefail
 
 kmfused=${1:?usage: bench_quick_test.sh PATH/TO/kmfused}
@@ -40,6 +41,20 @@ if not has("native"):
     problems.append("no results for native")
 if not kmf:
     problems.append("no results for any kmfused transport")
+floor = doc.get("floor") or {}
+if not (floor.get("pipe_rtt_same_cpu") or {}).get("median"):
+    problems.append("no floor measured: " + str(doc.get("floor_error")))
+else:
+    # Every QD1 result of a FUSE configuration carries floors per op and
+    # daemon CPU per op.
+    for name in kmf:
+        for job, runs in res[name].items():
+            for r in runs:
+                wrong_kind = r.get("floor") != "cross-cpu" and bool(floor.get("pipe_rtt_cross_cpu"))
+                if job == "randread-4k-qd1-direct" and (r.get("floors_per_op") is None or wrong_kind):
+                    problems.append(f"{name} {job}: no cross-CPU floors per op")
+                if r.get("daemon_cpu_s") is not None and r.get("daemon_cpu_us_per_op") is None:
+                    problems.append(f"{name} {job}: no daemon CPU per op")
 if doc.get("errors"):
     problems.append("errors: " + "; ".join(doc["errors"]))
 if problems:
