@@ -28,6 +28,7 @@ using abi::fuse_uring_req_header;
 // user_data of Setup's own commands; entries use their index (< 65536).
 constexpr uint64_t kAddQueueTag = 0xb0f0000000000001ULL;
 constexpr uint64_t kAddPoolTag = 0xb0f0000000000002ULL;
+constexpr uint64_t kSwitchOffTag = 0xb0f0000000000003ULL;
 
 class BufpoolPolicy final : public PayloadPolicy {
  public:
@@ -103,12 +104,16 @@ class BufpoolPolicy final : public PayloadPolicy {
     res = RunCmd(ring, s.fuse_fd, abi::FUSE_IO_URING_CMD_ADD_BUFPOOL, kAddPoolTag);
     if (res != 0 && res != -EOPNOTSUPP && zero_copy_) {
       // A zero-copy queue takes only a registered pool and no per-entry
-      // buffers (kernel rule): it cannot step down. Its entries never
-      // register, so the ring never becomes ready and /dev/fuse carries
-      // every request.
+      // buffers (kernel rule): it cannot step down. While io-uring is on
+      // for the connection, the kernel holds every request until each
+      // queue has an entry, which this one never gets: a REGISTER it
+      // refuses (no payload buffer) makes 7.3 switch io-uring off for the
+      // connection, and /dev/fuse then carries every request.
+      int reg = SwitchOffUring(ring, s.fuse_fd);
       return absl::UnavailableError(absl::StrCat(
           "queue ", qid_, ": ADD_BUFPOOL on a zero-copy queue returned ", strerror(-res),
-          " and such a queue takes no other buffers"));
+          " and such a queue takes no other buffers; a REGISTER without buffers (",
+          reg < 0 ? strerror(-reg) : "accepted", ") switched io-uring off for the connection"));
     }
     if (res != 0 && res != -EOPNOTSUPP && registered_) {
       Note(absl::StrCat("ADD_BUFPOOL of the registered pool returned ", strerror(-res),
@@ -246,12 +251,25 @@ class BufpoolPolicy final : public PayloadPolicy {
   void Note(const std::string& what) const {
     fprintf(stderr, "kmfused: queue %u: %s\n", qid_, what.c_str());
   }
+  // A REGISTER the kernel refuses (a zero-copy queue without a pool, no
+  // payload buffer): 7.3 then switches io-uring off for the connection.
+  // Returns its completion's res.
+  int SwitchOffUring(uring::IoRing& ring, int fuse_fd) {
+    iov_[0] = {headers_, sizeof(fuse_uring_req_header)};
+    iov_[1] = {nullptr, 0};
+    return RunCmd(ring, fuse_fd, abi::FUSE_IO_URING_CMD_REGISTER, kSwitchOffTag, iov_.data());
+  }
   // Submits one command and returns its completion's res (-EIO if none).
-  int RunCmd(uring::IoRing& ring, int fuse_fd, uint32_t op, uint64_t tag) {
+  int RunCmd(uring::IoRing& ring, int fuse_fd, uint32_t op, uint64_t tag,
+             struct iovec* register_iov = nullptr) {
     for (int attempt = 0; attempt < 10000; attempt++) {
       io_uring_sqe* sqe = ring.GetSqe();
       if (sqe == nullptr) return -EBUSY;
-      PrepCmd(sqe, fuse_fd, op, 0, tag);
+      PrepCmd(sqe, fuse_fd, op, 0, tag, register_iov != nullptr ? 1 : 0);
+      if (register_iov != nullptr) {
+        sqe->addr = reinterpret_cast<uint64_t>(register_iov);
+        sqe->len = 2;
+      }
       int res = 1;  // 1: no completion yet
       for (int tries = 0; tries < 1000 && res == 1; tries++) {
         int rc = ring.SubmitAndWait(1);

@@ -11,6 +11,7 @@
 //   fails the case instead of the whole test.
 // - kmfused child-process cases (DaemonProcess) on `bufpool` only.
 // On 6.18 the bufpool cases skip; tools/vm runs them on 7.3.
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "daemon/mount.h"
 #include "kmfuse/fuse_abi.h"
@@ -408,24 +410,29 @@ class KmfusedCase : public ::testing::Test {
     src_ = std::make_unique<itest::TempDir>("bufpool-src");
     mnt_ = std::make_unique<itest::TempDir>("bufpool-mnt");
   }
-  void Start(std::vector<std::string> args) {
+  void Start(std::vector<std::string> args, std::vector<std::string> wrapper = {}) {
     DaemonProcess::Config c;
     c.source = src_->path();
     c.mountpoint = mnt_->path();
     c.args = std::move(args);
+    c.wrapper = std::move(wrapper);
     c.watchdog = absl::Seconds(240);
     absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(c);
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
     ASSERT_EQ(daemon_->transport(), "bufpool") << daemon_->serving_line();
   }
-  void TearDown() override {
-    if (daemon_ == nullptr) return;
+  void TearDown() override { StopDaemon(); }
+  // Stops the daemon (clean exit expected); returns everything it logged.
+  std::string StopDaemon() {
+    if (daemon_ == nullptr) return "";
     absl::StatusOr<int> rc = daemon_->Stop(SIGTERM, absl::Seconds(60));
-    ASSERT_TRUE(rc.ok()) << rc.status();
-    EXPECT_EQ(*rc, 0) << daemon_->Stderr();
-    EXPECT_FALSE(daemon_->watchdog_fired()) << daemon_->Stderr();
+    std::string log = daemon_->Stderr();
+    EXPECT_TRUE(rc.ok()) << rc.status();
+    if (rc.ok()) EXPECT_EQ(*rc, 0) << log;
+    EXPECT_FALSE(daemon_->watchdog_fired()) << log;
     daemon_.reset();
+    return log;
   }
   std::string Path(const std::string& name) const { return mnt_->path() + "/" + name; }
 
@@ -550,6 +557,170 @@ TEST_F(KmfusedCase, SmallMaxWriteLargeIo) {
         << "MiB " << (off >> 20);
   }
 }
+
+// --- Zero-copy and the fallback ladder (issue 13) ---------------------------
+
+// The number before `what` in the daemon's stats line ("kmfused: bufpool
+// stats: ..."); -1 when the line or the field is missing.
+int64_t StatsField(const std::string& log, const std::string& what) {
+  size_t line = log.find("bufpool stats: ");
+  if (line == std::string::npos) return -1;
+  size_t end = log.find('\n', line);
+  size_t at = log.find(what, line);
+  if (at == std::string::npos || at > end) return -1;
+  size_t start = at;
+  while (start > line && log[start - 1] == ' ') start--;
+  size_t digits = start;
+  while (digits > line && isdigit(static_cast<unsigned char>(log[digits - 1]))) digits--;
+  if (digits == start) return -1;
+  return std::stoll(log.substr(digits, start - digits));
+}
+
+// Reads and writes of every kind through the mount, each checked against
+// the source: buffered and O_DIRECT, 4 KiB to 1 MiB, unaligned offsets and
+// sizes, short reads at EOF, a read past EOF, rewrites in place.
+void ExerciseData(const std::string& mnt, const std::string& src) {
+  const std::string a = Pattern((3 << 20) + 12345, 7);
+  ASSERT_TRUE(itest::WriteFile(mnt + "/a", a));
+  EXPECT_TRUE(itest::ReadFile(src + "/a") == a);
+  // Buffered reads after dropping the kernel's cache for the file.
+  {
+    int fd = open((mnt + "/a").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    std::string buf(1 << 20, '\0');
+    for (size_t off : {size_t{0}, size_t{4096}, size_t{777}, size_t{(3 << 20) - 1000}}) {
+      ssize_t n = pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+      size_t want = std::min(buf.size(), a.size() - off);
+      ASSERT_EQ(n, static_cast<ssize_t>(want)) << "offset " << off << ": " << strerror(errno);
+      EXPECT_EQ(memcmp(buf.data(), a.data() + off, want), 0) << "offset " << off;
+    }
+    EXPECT_EQ(pread(fd, buf.data(), buf.size(), static_cast<off_t>(a.size() + 5)), 0);
+    close(fd);
+  }
+  // O_DIRECT: 4 KiB .. 1 MiB blocks, then the short tail at EOF.
+  {
+    int fd = open((mnt + "/a").c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    void* mem = nullptr;
+    ASSERT_EQ(posix_memalign(&mem, 4096, 1 << 20), 0);
+    char* p = static_cast<char*>(mem);
+    for (size_t bs : {size_t{4096}, size_t{65536}, size_t{1} << 20}) {
+      for (size_t off = 0; off + bs <= (2u << 20); off += bs * 3) {
+        ASSERT_EQ(pread(fd, p, bs, static_cast<off_t>(off)), static_cast<ssize_t>(bs))
+            << strerror(errno);
+        EXPECT_EQ(memcmp(p, a.data() + off, bs), 0) << "bs " << bs << " offset " << off;
+      }
+    }
+    const size_t tail_off = 3u << 20;
+    ASSERT_EQ(pread(fd, p, 1 << 20, static_cast<off_t>(tail_off)),
+              static_cast<ssize_t>(a.size() - tail_off));
+    EXPECT_EQ(memcmp(p, a.data() + tail_off, a.size() - tail_off), 0);
+    // Direct rewrites of 4 KiB .. 1 MiB.
+    std::string expect = a;
+    uint32_t seed = 300;
+    for (size_t bs : {size_t{4096}, size_t{65536}, size_t{1} << 20}) {
+      const size_t off = bs * 2;
+      std::string data = Pattern(bs, seed++);
+      memcpy(p, data.data(), bs);
+      ASSERT_EQ(pwrite(fd, p, bs, static_cast<off_t>(off)), static_cast<ssize_t>(bs))
+          << strerror(errno);
+      expect.replace(off, bs, data);
+    }
+    free(mem);
+    close(fd);
+    EXPECT_TRUE(itest::ReadFile(src + "/a") == expect);
+  }
+  // Buffered writes at odd offsets and sizes into a new file.
+  {
+    const std::string b = Pattern(1500000, 11);
+    int fd = open((mnt + "/b").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    for (size_t off = 0; off < b.size();) {
+      size_t n = std::min(b.size() - off, size_t{1000} + (off * 7) % 300000);
+      ASSERT_EQ(pwrite(fd, b.data() + off, n, static_cast<off_t>(off)), static_cast<ssize_t>(n));
+      off += n;
+    }
+    ASSERT_EQ(fsync(fd), 0) << strerror(errno);
+    close(fd);
+    EXPECT_TRUE(itest::ReadFile(src + "/b") == b);
+    EXPECT_TRUE(itest::ReadFile(mnt + "/b") == b);
+  }
+}
+
+// Zero-copy in effect (a root daemon on a kernel that offers it): every READ
+// and WRITE arrives with FUSE_URING_ENT_ZERO_COPY and is answered by
+// fixed-buffer I/O on the caller's pages; not one byte of READ or WRITE data
+// passes through a payload buffer.
+TEST_F(KmfusedCase, ZeroCopyCarriesEveryReadAndWrite) {
+  if (geteuid() != 0) GTEST_SKIP() << "zero-copy needs CAP_SYS_ADMIN (run as root)";
+  Start({"-o", "transport=bufpool"});
+  EXPECT_THAT(daemon_->Stderr(), ::testing::HasSubstr("registered pool, zero-copy on"));
+  EXPECT_THAT(daemon_->Stderr(), ::testing::HasSubstr("zero-copy in effect"));
+  ExerciseData(mnt_->path(), src_->path());
+  const std::string log = StopDaemon();
+  EXPECT_GT(StatsField(log, "zero-copy ("), 100) << log;
+  EXPECT_GT(StatsField(log, "bytes by fixed-buffer I/O"), int64_t{8} << 20) << log;
+  EXPECT_EQ(StatsField(log, "READ/WRITE bytes through payload buffers"), 0) << log;
+}
+
+// -o zero_copy=off: a registered pool, no zero-copy, data through the pool.
+TEST_F(KmfusedCase, ZeroCopyOffCopiesThroughTheRegisteredPool) {
+  Start({"-o", "transport=bufpool,zero_copy=off"});
+  EXPECT_THAT(daemon_->Stderr(), ::testing::HasSubstr("registered pool, zero-copy off"));
+  EXPECT_THAT(daemon_->Stderr(), ::testing::Not(::testing::HasSubstr("zero-copy in effect")));
+  ExerciseData(mnt_->path(), src_->path());
+  const std::string log = StopDaemon();
+  EXPECT_EQ(StatsField(log, "zero-copy ("), 0) << log;
+  EXPECT_GT(StatsField(log, "READ/WRITE bytes through payload buffers"), int64_t{8} << 20) << log;
+}
+
+// The ladder, each refusal forced (KMFUSE_TEST_REFUSE makes the daemon ask
+// for what the kernel refuses at that rung): the mount always comes up, the
+// refusal is logged with the kernel's errno, the startup line names the
+// mode the queues ended in, and every byte is right.
+struct LadderStep {
+  const char* name;
+  const char* refuse;      // KMFUSE_TEST_REFUSE
+  const char* options;     // -o
+  const char* logged;      // the refusal line (with the errno)
+  const char* mode;        // in the startup line
+};
+
+class LadderCase : public KmfusedCase, public ::testing::WithParamInterface<LadderStep> {};
+
+TEST_P(LadderCase, RefusalStepsDownAndServes) {
+  const LadderStep& step = GetParam();
+  if (geteuid() != 0) GTEST_SKIP() << "the ladder starts at zero-copy, which needs root";
+  Start({"-o", step.options}, {"env", absl::StrCat("KMFUSE_TEST_REFUSE=", step.refuse)});
+  const std::string start_log = daemon_->Stderr();
+  EXPECT_THAT(start_log, ::testing::HasSubstr(step.logged));
+  EXPECT_THAT(start_log, ::testing::HasSubstr(step.mode));
+  EXPECT_THAT(start_log, ::testing::Not(::testing::HasSubstr("zero-copy in effect")));
+  ExerciseData(mnt_->path(), src_->path());
+  const std::string log = StopDaemon();
+  EXPECT_EQ(StatsField(log, "zero-copy ("), 0) << log;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Steps, LadderCase,
+    ::testing::Values(
+        LadderStep{"ZeroCopyRefused", "zero_copy", "transport=bufpool",
+                   "ADD_QUEUE with FUSE_URING_ZERO_COPY returned Invalid argument: no zero-copy",
+                   "bufpool (registered pool, zero-copy off)"},
+        LadderStep{"RegisteredPoolRefused", "registered", "transport=bufpool",
+                   "registering the buffer pool as fixed buffer 0 returned Bad address: "
+                   "unregistered pool, no zero-copy",
+                   "bufpool (unregistered pool, zero-copy off)"},
+        LadderStep{"BufpoolRefused", "bufpool", "transport=bufpool,zero_copy=off",
+                   "ADD_BUFPOOL returned Invalid argument: per-entry buffers",
+                   "bufpool (refused: per-entry buffers)"},
+        // A zero-copy queue takes nothing but a registered pool: refused,
+        // it never registers and /dev/fuse carries every request.
+        LadderStep{"BufpoolRefusedOnZeroCopyQueue", "bufpool", "transport=bufpool",
+                   "ADD_BUFPOOL on a zero-copy queue returned Invalid argument",
+                   "serving requests through /dev/fuse"}),
+    [](const ::testing::TestParamInfo<LadderStep>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace kmfuse
