@@ -23,6 +23,7 @@
 namespace kmfuse {
 
 using passthrough_internal::Handle;
+using passthrough_internal::FdErrno;
 using passthrough_internal::HandleTable;
 using passthrough_internal::InodeRef;
 using passthrough_internal::InodeTable;
@@ -54,6 +55,18 @@ absl::Status SourceError(int err, const std::string& path, std::string_view what
                       absl::StrCat("passthrough source ", path, ": ", AV(what), ": ", strerror(err)));
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit. A passthrough server
+// holds an fd for every open file of every caller (and an inode fd for each
+// of those), so the common soft limit of 1024 (hard 4096 or more) would make
+// it run out long before its callers do.
+void RaiseNofileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+// Half of the (raised) RLIMIT_NOFILE soft limit.
 size_t DefaultBudget() {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 4096;
@@ -147,10 +160,11 @@ absl::StatusOr<std::unique_ptr<PassthroughFs>> PassthroughFs::Create(
     if (!handles_ok) {
       fprintf(stderr,
               "kmfuse passthrough: %s: file handles unavailable (%s); inode fds are never "
-              "evicted and lookups beyond the fd budget fail with EMFILE\n",
+              "evicted and the fd budget is not kept\n",
               src.c_str(), strerror(errno));
     }
   }
+  RaiseNofileLimit();
   size_t budget = opts.fd_budget != 0 ? opts.fd_budget : DefaultBudget();
   budget = std::max<size_t>(budget, 8);
   auto inodes = std::make_unique<InodeTable>(pfd, st, budget, rfd, handles_ok, mount_id);
@@ -173,6 +187,10 @@ PassthroughFs::~PassthroughFs() {
 }
 
 size_t PassthroughFs::open_inode_fds() const { return inodes_->open_fds(); }
+size_t PassthroughFs::closing_inode_fds() const { return inodes_->closing_fds(); }
+bool PassthroughFs::SettleCloses(absl::Duration timeout) {
+  return inodes_->SettleCloses(timeout);
+}
 size_t PassthroughFs::inode_count() const { return inodes_->size(); }
 size_t PassthroughFs::fd_budget() const { return inodes_->budget(); }
 
@@ -238,14 +256,14 @@ void PassthroughFs::FillTimeouts(abi::fuse_entry_out* e) const {
 
 int PassthroughFs::LookupAt(int parent_fd, const std::string& name, abi::fuse_entry_out* out) {
   int fd = openat(parent_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno;
+  if (fd < 0) return FdErrno();
   return EntryFromPathFd(fd, out);
 }
 
 int PassthroughFs::EntryFromOpenFd(int fd, abi::fuse_entry_out* out) {
   // Not O_NOFOLLOW: that would give an fd on the /proc magic link itself.
   int pfd = open(ProcPath(fd).c_str(), O_PATH | O_CLOEXEC);
-  if (pfd < 0) return errno;
+  if (pfd < 0) return FdErrno();
   return EntryFromPathFd(pfd, out);
 }
 
@@ -468,6 +486,7 @@ void PassthroughFs::Unlink(const RequestContext& /*ctx*/, uint64_t parent, std::
   if (opts_.readonly) return r.Error(EROFS);
   if (!ValidName(name)) return r.Error(ENOENT);
   if (IsDotOrDotDot(name)) return r.Error(EISDIR);
+  inodes_->ThrottleCloses();
   InodeRef p;
   if (int err = inodes_->Acquire(parent, &p); err != 0) return r.Error(err);
   if (unlinkat(p.fd(), std::string(name).c_str(), 0) != 0) return r.Error(errno);
@@ -480,6 +499,7 @@ void PassthroughFs::Rmdir(const RequestContext& /*ctx*/, uint64_t parent, std::s
   if (!ValidName(name)) return r.Error(ENOENT);
   if (name == ".") return r.Error(EINVAL);
   if (name == "..") return r.Error(ENOTEMPTY);
+  inodes_->ThrottleCloses();
   InodeRef p;
   if (int err = inodes_->Acquire(parent, &p); err != 0) return r.Error(err);
   if (unlinkat(p.fd(), std::string(name).c_str(), AT_REMOVEDIR) != 0) return r.Error(errno);
@@ -512,6 +532,7 @@ void PassthroughFs::Rename(const RequestContext& /*ctx*/, uint64_t parent, std::
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0) {
     return r.Error(EINVAL);
   }
+  inodes_->ThrottleCloses();
   InodeRef p, np;
   if (int err = inodes_->Acquire(parent, &p); err != 0) return r.Error(err);
   if (int err = inodes_->Acquire(newparent, &np); err != 0) return r.Error(err);

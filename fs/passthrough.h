@@ -19,10 +19,17 @@
 //   (name_to_handle_at); the inode is reopened with open_by_handle_at when it
 //   is used again (ESTALE if it was deleted meanwhile). When the source does
 //   not support file handles (or is a different mount than the root), such
-//   inodes cannot be evicted and a request needing one more fd gets EMFILE.
-//   Inodes in use by a request or an open handle are never evicted; when
-//   all held fds are in use, a new inode fd is refused (EMFILE) rather than
-//   exceeding the budget.
+//   inodes cannot be evicted. Inodes in use by a request or an open handle
+//   are never evicted; when every held fd is in use or unevictable, a new
+//   inode fd goes over the budget rather than fail the request (logged
+//   once). The default budget is half of RLIMIT_NOFILE, whose soft limit
+//   Create raises to the hard one.
+// - The daemon's own EMFILE never reaches a caller: a call that cannot get
+//   an fd in the daemon is answered ENFILE.
+// - Closing: fds of forgotten inodes are closed on background threads, never
+//   on the thread handling FORGET (the last close of an unlinked host inode
+//   frees it and can wait for the device); Statfs first waits (bounded) for
+//   those closes, so free-inode counts match a native run.
 // - File handles: fh is an index into a handle table holding the real open
 //   fd (plus a pin on its inode). Unknown fh values get EBADF.
 // - Locks: POSIX locks keep POSIX semantics: they are OFD locks on one open
@@ -50,6 +57,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "kmfuse/blocking_calls.h"
 #include "kmfuse/filesystem.h"
 
@@ -179,8 +187,14 @@ class PassthroughFs final : public FileSystem {
                      const abi::fuse_copy_file_range_in& in, Reply r) override;
   void Syncfs(const RequestContext& ctx, uint64_t ino, Reply r) override;
 
-  // Inode fds currently open (root included); for tests and diagnostics.
+  // Inode fds currently open (root included, and those being closed); for
+  // tests and diagnostics.
   size_t open_inode_fds() const;
+  // Inode fds handed over for closing and not closed yet.
+  size_t closing_inode_fds() const;
+  // Waits (up to `timeout`) until the inode fds handed over for closing
+  // before the call are closed; true when they are.
+  bool SettleCloses(absl::Duration timeout);
   // Inodes in the table (root included).
   size_t inode_count() const;
   // The effective fd budget.

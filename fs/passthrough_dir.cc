@@ -33,7 +33,7 @@ void PassthroughFs::Opendir(const RequestContext& /*ctx*/, uint64_t ino,
   if (int err = inodes_->Acquire(ino, &i); err != 0) return r.Error(err);
   if (!i.is_dir()) return r.Error(ENOTDIR);
   int fd = openat(i.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return r.Error(errno);
+  if (fd < 0) return r.Error(passthrough_internal::FdErrno());
   auto h = std::make_shared<Handle>(fd, std::move(i), O_RDONLY | O_DIRECTORY, true);
   abi::fuse_open_out out{};
   if (opts_.cache == CacheMode::kAlways) out.open_flags |= abi::FOPEN_CACHE_DIR;

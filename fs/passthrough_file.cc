@@ -158,7 +158,7 @@ void PassthroughFs::Open(const RequestContext& /*ctx*/, uint64_t ino, const abi:
   if (S_ISLNK(i.mode())) return r.Error(ELOOP);
   int flags = HostOpenFlags(in.flags);
   int fd = open(ProcPath(i.fd()).c_str(), flags);
-  if (fd < 0) return r.Error(errno);
+  if (fd < 0) return r.Error(passthrough_internal::FdErrno());
   if ((in.open_flags & abi::FUSE_OPEN_KILL_SUIDGID) != 0 && (flags & O_TRUNC) != 0) {
     if (int err = KillSuidSgid(fd); err != 0) {
       close(fd);
@@ -196,7 +196,7 @@ void PassthroughFs::CreateCommon(const RequestContext& ctx, uint64_t parent,
     ScopedFsIds ids(opts_.run_as_caller, ctx);
     fd = openat(p.fd(), path, flags, in.mode & 07777);
   }
-  if (fd < 0) return r.Error(errno);
+  if (fd < 0) return r.Error(passthrough_internal::FdErrno());
   abi::fuse_entry_out e;
   if (int err = EntryFromOpenFd(fd, &e); err != 0) {
     close(fd);
@@ -268,7 +268,7 @@ void PassthroughFs::Flush(const RequestContext& /*ctx*/, uint64_t /*ino*/,
   // close() of a duplicate reports deferred write errors (NFS, FUSE below)
   // the way the caller's close() would, without closing our fd.
   int dup_fd = dup(h->fd);
-  if (dup_fd < 0) return r.Error(errno);
+  if (dup_fd < 0) return r.Error(passthrough_internal::FdErrno());
   if (close(dup_fd) != 0 && errno != EINTR) return r.Error(errno);
   r.Empty();
 }
@@ -376,7 +376,7 @@ void PassthroughFs::Setlk(const RequestContext& ctx, uint64_t /*ino*/,
         [hfd, acc] {
           int fd = open(ProcPath(hfd).c_str(), O_RDWR | O_CLOEXEC);
           if (fd < 0) fd = open(ProcPath(hfd).c_str(), acc | O_CLOEXEC);
-          return fd < 0 ? -errno : fd;
+          return fd < 0 ? -passthrough_internal::FdErrno() : fd;
         },
         &err);
     if (err != 0) return r.Error(err);

@@ -2,17 +2,99 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
+#include "fs/passthrough_util.h"
 #include "kmfuse/fuse_abi.h"
 
 namespace kmfuse::passthrough_internal {
 
-Inode::~Inode() {
-  if (fd >= 0) {
-    close(fd);
-    open_count->fetch_sub(1);
+namespace {
+// Closer threads: enough that device waits overlap (see FdCloser); they
+// sleep when there is nothing to close.
+constexpr unsigned kCloserThreads = 16;
+}  // namespace
+
+FdCloser::FdCloser(std::atomic<size_t>* open_count, std::atomic<size_t>* closing,
+                   unsigned threads)
+    : open_count_(open_count), closing_(closing) {
+  for (unsigned i = 0; i < threads; i++) threads_.emplace_back([this] { Run(); });
+}
+
+FdCloser::~FdCloser() {
+  {
+    MutexLock l(&mu_);
+    stop_ = true;
   }
+  for (std::thread& t : threads_) t.join();
+}
+
+void FdCloser::Close(int fd) {
+  MutexLock l(&mu_);
+  queue_.push_back(fd);
+  queued_++;
+}
+
+void FdCloser::Run() {
+  for (;;) {
+    int fd;
+    {
+      MutexLock l(&mu_);
+      mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); });
+      // Stopping drains the queue first.
+      if (queue_.empty()) return;
+      fd = queue_.back();
+      queue_.pop_back();
+    }
+    close(fd);
+    open_count_->fetch_sub(1);
+    closing_->fetch_sub(1);
+    MutexLock l(&mu_);
+    closed_++;
+  }
+}
+
+bool FdCloser::Drain(absl::Duration timeout) {
+  MutexLock l(&mu_);
+  const uint64_t target = queued_;
+  return mu_.AwaitWithTimeout(
+      [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ >= target; }, timeout);
+}
+
+bool FdCloser::WaitBelow(size_t n, absl::Duration timeout) {
+  MutexLock l(&mu_);
+  return mu_.AwaitWithTimeout(
+      [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queued_ - closed_ <= n; }, timeout);
+}
+
+size_t FdCloser::pending() const {
+  MutexLock l(&mu_);
+  return static_cast<size_t>(queued_ - closed_);
+}
+
+Inode::~Inode() {
+  if (fd >= 0) table->CloseLater(fd);
+}
+
+void InodeTable::CloseLater(int fd) {
+  closing_.fetch_add(1);
+  closer_->Close(fd);
+}
+
+void InodeTable::CloseNow(const std::vector<int>& fds) {
+  for (int fd : fds) {
+    close(fd);
+    open_count_.fetch_sub(1);
+    closing_.fetch_sub(1);
+  }
+}
+
+bool InodeTable::SettleCloses(absl::Duration timeout) { return closer_->Drain(timeout); }
+
+void InodeTable::ThrottleCloses() {
+  // Bounded: a close stuck on a dead device must not wedge unlink forever.
+  if (closing_.load() > kMaxPendingCloses) closer_->WaitBelow(kMaxPendingCloses, absl::Seconds(5));
 }
 
 InodeRef& InodeRef::operator=(InodeRef&& o) noexcept {
@@ -28,8 +110,8 @@ InodeRef& InodeRef::operator=(InodeRef&& o) noexcept {
 void InodeRef::Reset() {
   if (inode_ != nullptr) {
     table_->Unpin(inode_.get());
-    // The last reference of a forgotten inode closes its fd here, outside
-    // the table lock.
+    // The last reference of a forgotten inode hands its fd to the closer
+    // here, outside the table lock.
     inode_.reset();
   }
   table_ = nullptr;
@@ -39,9 +121,10 @@ void InodeRef::Reset() {
 InodeTable::InodeTable(int root_fd, const struct stat& root_st, size_t budget, int mount_fd,
                        bool handles_ok, int root_mount_id)
     : budget_(budget), mount_fd_(mount_fd), handles_ok_(handles_ok),
-      root_mount_id_(root_mount_id) {
+      root_mount_id_(root_mount_id),
+      closer_(std::make_unique<FdCloser>(&open_count_, &closing_, kCloserThreads)) {
   auto root = std::make_shared<Inode>(abi::FUSE_ROOT_ID, root_st.st_dev, root_st.st_ino,
-                                      root_st.st_mode, &open_count_);
+                                      root_st.st_mode, this);
   root->fd = root_fd;
   root->nlookup = 1;
   root->evictable = false;
@@ -100,34 +183,52 @@ bool InodeTable::SaveHandleLocked(Inode* inode) {
   return true;
 }
 
-bool InodeTable::ReserveSlotLocked() {
-  while (open_count_.load() >= budget_) {
-    if (lru_.empty()) return false;
+void InodeTable::ReserveSlotLocked(std::vector<int>* to_close) {
+  // Fds already on their way to close() make room without another eviction.
+  while (open_count_.load() - closing_.load() >= budget_) {
+    if (lru_.empty()) {
+      // Everything held is pinned by a request or an open file (each of
+      // which also holds an fd of the caller's): go over the budget rather
+      // than fail the request; RLIMIT_NOFILE is twice the budget.
+      if (over_budget_.fetch_add(1) == 0) {
+        fprintf(stderr,
+                "kmfuse passthrough: all %zu inode fds of the budget are in use by requests "
+                "and open files; going over it\n",
+                budget_);
+      }
+      return;
+    }
     Inode* victim = lru_.front();
     LruRemoveLocked(victim);
     if (!SaveHandleLocked(victim)) {
       victim->evictable = false;
       continue;
     }
-    close(victim->fd);
+    to_close->push_back(victim->fd);
+    closing_.fetch_add(1);
     victim->fd = -1;
-    open_count_.fetch_sub(1);
   }
-  return true;
 }
 
 int InodeTable::Acquire(uint64_t id, InodeRef* out) {
   out->Reset();
+  std::vector<int> to_close;
+  int err = Pin(id, out, &to_close);
+  CloseNow(to_close);
+  return err;
+}
+
+int InodeTable::Pin(uint64_t id, InodeRef* out, std::vector<int>* to_close) {
   MutexLock l(&mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return ENOENT;
   Inode* inode = it->second.get();
   if (inode->fd < 0) {
-    if (!ReserveSlotLocked()) return EMFILE;
+    ReserveSlotLocked(to_close);
     std::string h = inode->handle;  // open_by_handle_at may rewrite handle_bytes
     int fd = open_by_handle_at(mount_fd_, reinterpret_cast<struct file_handle*>(h.data()),
                                O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? ESTALE : errno;
+    if (fd < 0) return errno == ENOENT ? ESTALE : FdErrno();
     inode->fd = fd;
     open_count_.fetch_add(1);
   }
@@ -147,7 +248,7 @@ void InodeTable::Unpin(Inode* inode) {
 
 int InodeTable::Register(int fd, const struct stat& st, uint64_t* id) {
   int to_close = -1;
-  int err = 0;
+  std::vector<int> evicted;
   {
     MutexLock l(&mu_);
     Key key{st.st_dev, st.st_ino};
@@ -165,41 +266,34 @@ int InodeTable::Register(int fd, const struct stat& st, uint64_t* id) {
         std::string h;
         int mount_id = -1;
         if (HandleOf(fd, &h, &mount_id) && h == inode->handle) {
-          if (!ReserveSlotLocked()) {
-            err = EMFILE;
-            to_close = fd;
-          } else {
-            inode->fd = fd;
-            open_count_.fetch_add(1);
-            inode->nlookup++;
-            *id = inode->id;
-            LruAddLocked(inode);
-          }
+          ReserveSlotLocked(&evicted);
+          inode->fd = fd;
+          open_count_.fetch_add(1);
+          inode->nlookup++;
+          *id = inode->id;
+          LruAddLocked(inode);
         } else {
           by_key_.erase(kit);
           kit = by_key_.end();
         }
       }
     }
-    if (kit == by_key_.end() && err == 0) {
-      if (!ReserveSlotLocked()) {
-        err = EMFILE;
-        to_close = fd;
-      } else {
-        auto inode = std::make_shared<Inode>(next_id_++, st.st_dev, st.st_ino, st.st_mode,
-                                             &open_count_);
-        inode->fd = fd;
-        inode->nlookup = 1;
-        open_count_.fetch_add(1);
-        *id = inode->id;
-        by_key_[key] = inode->id;
-        LruAddLocked(inode.get());
-        by_id_[inode->id] = std::move(inode);
-      }
+    if (kit == by_key_.end()) {
+      ReserveSlotLocked(&evicted);
+      auto inode = std::make_shared<Inode>(next_id_++, st.st_dev, st.st_ino, st.st_mode, this);
+      inode->fd = fd;
+      inode->nlookup = 1;
+      open_count_.fetch_add(1);
+      *id = inode->id;
+      by_key_[key] = inode->id;
+      LruAddLocked(inode.get());
+      by_id_[inode->id] = std::move(inode);
     }
   }
+  CloseNow(evicted);
+  // Not one of ours yet: this fd never counted against the budget.
   if (to_close >= 0) close(to_close);
-  return err;
+  return 0;
 }
 
 void InodeTable::Forget(uint64_t id, uint64_t nlookup) {
@@ -219,7 +313,7 @@ void InodeTable::Forget(uint64_t id, uint64_t nlookup) {
     dropped = std::move(it->second);
     by_id_.erase(it);
   }
-  // Closes the fd unless a request still pins the inode.
+  // Hands the fd to the closer unless a request still pins the inode.
   dropped.reset();
 }
 

@@ -6,7 +6,15 @@
 // evicts nor closes it), even if the kernel forgets the inode meanwhile.
 // Unpinned inodes with fds sit on an LRU list; when opening one more fd
 // would exceed the budget, the oldest is evicted (fd closed, file handle
-// kept) and reopened by handle on the next Acquire.
+// kept) and reopened by handle on the next Acquire. When every held fd is
+// pinned, the table goes over the budget rather than fail the request: the
+// budget is half of RLIMIT_NOFILE, and a caller must never get the daemon's
+// own EMFILE.
+//
+// Closing is never done under the table lock, and the fds of forgotten
+// inodes are closed on FdCloser threads, never on the thread that handles
+// FORGET: closing the last reference to an unlinked host inode frees it
+// inside close(), which can wait for the device (see FdCloser).
 //
 // HandleTable maps fh numbers (indices, never pointers) to open files.
 // Handles are shared_ptr so a Release racing with a Read on the same fh
@@ -27,20 +35,67 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "kmfuse/sync.h"
 
 namespace kmfuse::passthrough_internal {
 
 class InodeTable;
 
+// Closes fds on background threads. close() of the last fd on a host inode
+// that was unlinked meanwhile frees the inode right there; on ext4 mounted
+// with -o discard that waits for the device's discard. Measured on this
+// project's host (ext4, discard), 2,500 removed directories: one thread
+// closes ~400/s, 4 threads ~5,000/s, 16 threads ~13,000/s (the waits
+// overlap). FORGET and BATCH_FORGET are handled on one thread (the uring
+// transports' /dev/fuse side reader, or a /dev/fuse worker), so closing
+// there queued every later FORGET behind the device: inode fds piled up to
+// the budget under a mkdir/rmdir storm and the source's free-inode count
+// caught up seconds after the last rmdir. Thread-safe.
+class FdCloser {
+ public:
+  // `open_count` (and `closing`) are decremented after each close.
+  FdCloser(std::atomic<size_t>* open_count, std::atomic<size_t>* closing, unsigned threads);
+  // Closes everything queued, then joins the threads.
+  ~FdCloser();
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+
+  // Queues fd (owned from here on) for closing; the caller has already
+  // counted it in *closing.
+  void Close(int fd);
+  // Waits until every fd queued before the call has been closed, or until
+  // the timeout. True when they were.
+  bool Drain(absl::Duration timeout);
+  // Waits until at most `n` fds are queued or being closed, or until the
+  // timeout. True when they are.
+  bool WaitBelow(size_t n, absl::Duration timeout);
+  // Fds queued or being closed.
+  size_t pending() const;
+
+ private:
+  void Run();
+
+  std::atomic<size_t>* const open_count_;
+  std::atomic<size_t>* const closing_;
+  mutable Mutex mu_;
+  std::vector<int> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // fds ever queued
+  uint64_t closed_ ABSL_GUARDED_BY(mu_) = 0;  // fds ever closed
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
 struct Inode {
-  Inode(uint64_t id, dev_t dev, ino_t ino, mode_t mode, std::atomic<size_t>* open_count)
-      : id(id), dev(dev), ino(ino), mode(mode), open_count(open_count) {}
+  Inode(uint64_t id, dev_t dev, ino_t ino, mode_t mode, InodeTable* table)
+      : id(id), dev(dev), ino(ino), mode(mode), table(table) {}
+  // Hands a still-open fd to the table's FdCloser.
   ~Inode();
   Inode(const Inode&) = delete;
   Inode& operator=(const Inode&) = delete;
@@ -49,7 +104,7 @@ struct Inode {
   const dev_t dev;
   const ino_t ino;
   const mode_t mode;  // file type bits are stable; permission bits are a hint
-  std::atomic<size_t>* const open_count;
+  InodeTable* const table;
 
   // Guarded by InodeTable::mu_.
   int fd = -1;
@@ -94,21 +149,43 @@ class InodeTable {
   ~InodeTable();
 
   // Pins inode `id`, reopening its fd when it was evicted. Returns 0 or an
-  // errno (ENOENT unknown id, ESTALE deleted meanwhile, EMFILE no fd).
+  // errno (ENOENT unknown id, ESTALE deleted meanwhile, ENFILE when the
+  // daemon itself is out of fds).
   int Acquire(uint64_t id, InodeRef* out);
   // Adds one lookup to the inode `fd` (an O_PATH fd, consumed) refers to,
-  // creating it when new. Returns 0 and sets *id, or an errno.
+  // creating it when new. Returns 0 and sets *id.
   int Register(int fd, const struct stat& st, uint64_t* id);
+  // Never blocks on close(): the fd goes to the FdCloser.
   void Forget(uint64_t id, uint64_t nlookup);
   // Drops every inode but the root (Destroy).
   void Clear();
+  // Waits (up to `timeout`) until the fds of inodes forgotten or evicted
+  // before the call are closed, so the source's statfs counts what a native
+  // unlink or rmdir would already have freed. True when they are.
+  bool SettleCloses(absl::Duration timeout);
+  // Called before an unlink, rmdir or rename, which can leave an inode for
+  // the closer: waits (bounded) while the closer is more than
+  // kMaxPendingCloses behind. Natively the caller of unlink or rmdir pays
+  // for freeing the inode; here it returns at once and the close comes
+  // later, so without this a storm of mkdir and rmdir outruns the closer
+  // and the pending fds pile up (measured: 1,600 inode fds held at the
+  // peak of 5,000 mkdir+rmdir pairs with 2 directories alive at a time).
+  void ThrottleCloses();
+  static constexpr size_t kMaxPendingCloses = 128;
 
+  // Inode fds open, including those being closed.
   size_t open_fds() const { return open_count_.load(); }
+  // Inode fds handed over for closing and not closed yet.
+  size_t closing_fds() const { return closing_.load(); }
+  // Times a new inode fd went over the budget because every held fd was
+  // pinned by a request or an open file.
+  uint64_t over_budget() const { return over_budget_.load(); }
   size_t size() const;
   size_t budget() const { return budget_; }
 
  private:
   friend class InodeRef;
+  friend struct Inode;
   struct Key {
     dev_t dev;
     ino_t ino;
@@ -120,8 +197,16 @@ class InodeTable {
   };
 
   void Unpin(Inode* inode);
-  // Makes room for one more fd, evicting LRU inodes. False: no room.
-  bool ReserveSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Acquire under the table lock; fds it evicts go to *to_close.
+  int Pin(uint64_t id, InodeRef* out, std::vector<int>* to_close);
+  // Makes room for one more fd, evicting LRU inodes; their fds are added to
+  // *to_close (and counted in closing_) for the caller to close after
+  // unlocking. When nothing is evictable the new fd goes over the budget.
+  void ReserveSlotLocked(std::vector<int>* to_close) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Closes fds collected by ReserveSlotLocked (table lock not held).
+  void CloseNow(const std::vector<int>& fds);
+  // Hands an inode's fd to the closer (from ~Inode).
+  void CloseLater(int fd);
   bool SaveHandleLocked(Inode* inode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HandleOf(int fd, std::string* handle, int* mount_id) const;
   void LruRemoveLocked(Inode* inode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -132,6 +217,11 @@ class InodeTable {
   const bool handles_ok_;
   const int root_mount_id_;
   std::atomic<size_t> open_count_{0};
+  std::atomic<size_t> closing_{0};
+  std::atomic<uint64_t> over_budget_{0};
+  // Declared before the maps so it is destroyed after them: the last
+  // inodes' destructors queue their fds here.
+  std::unique_ptr<FdCloser> closer_;
 
   mutable Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 1 is FUSE_ROOT_ID

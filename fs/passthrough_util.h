@@ -33,6 +33,12 @@ inline bool ValidName(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
+// errno of a failed call that creates an fd in the daemon. EMFILE is the
+// daemon's own fd table being full; passed on, a caller would read it as
+// its own ("the per-process limit on open files has been reached"), so it
+// becomes ENFILE, a limit outside the caller's process.
+inline int FdErrno() { return errno == EMFILE ? ENFILE : errno; }
+
 inline bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }
 
 // The kernel's should_remove_suid(): S_ISUID always, S_ISGID only together
