@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kmfuse/sync.h"
+#include "uring/fixed_buffers.h"
 #include "uring/uapi.h"
 
 namespace kmfuse::model {
@@ -121,6 +122,10 @@ struct Request {
   std::string op, payload;
   uint32_t out_max = 0;
   bool needs_buf = false;
+  // Zero-copy READ/WRITE: the caller's pages, registered in the entry's
+  // slot while the daemon holds the request.
+  bool zc = false;
+  std::string pages;
   bool done = false;
   ModelReply reply;
 };
@@ -140,6 +145,7 @@ struct Entry {
   bool has_sum = false;
   uint64_t sum = 0;
   int kmbuf_hdr = -1;
+  uint16_t zc_slot = 0;  // REGISTER's ent_zero_copy_buf_index
 };
 
 struct Queue {
@@ -182,6 +188,8 @@ struct KernelModel::State {
   std::vector<std::string> violations ABSL_GUARDED_BY(mu);
   ModelStats stats ABSL_GUARDED_BY(mu);
   std::set<RingImpl*> rings ABSL_GUARDED_BY(mu);
+  // fh values of opens answered with FOPEN_IO_URING_ZERO_COPY (accepted).
+  std::set<uint64_t> zc_fhs ABSL_GUARDED_BY(mu);
 
   size_t MaxPayload() const { return abi::UringMinPayload(opts.max_write, opts.max_pages, page); }
   bool Buffered() const { return opts.mode != Mode::kPerEntry; }
@@ -246,6 +254,11 @@ struct KernelModel::State {
 
   void PostCqe(RingImpl* ring, uint64_t ud, int32_t res, uint32_t flags)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Zero-copy: registers r's pages in e's slot of e's ring (0, -EINVAL: no
+  // such slot, -EBUSY: the slot holds a buffer) / drops them again (commit,
+  // teardown).
+  int ZcRegister(Entry& e, Request* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void ZcDrop(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   void Deliver(Queue& q, Entry& e, Request* r, bool new_sel) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     // The caller verified the entry's committed state; a newly selected
@@ -260,6 +273,18 @@ struct KernelModel::State {
       End(r, -EFAULT);
       if (!TryDeliver(q, e)) Park(q, e);
       return;
+    }
+    // Zero-copy: the caller's pages go into the entry's slot as a kernel
+    // buffer at address 0 before anything is copied; a slot that holds a
+    // buffer ends the request with EBUSY (measured on 7.3: the pool's slot
+    // named in REGISTER), one past the table with EINVAL
+    // (io_buffer_register_bvec); the entry fetches the next request.
+    if (r->zc) {
+      if (int rc = ZcRegister(e, r); rc < 0) {
+        End(r, rc);
+        if (!TryDeliver(q, e)) Park(q, e);
+        return;
+      }
     }
     // fuse_uring_copy_to_ring(): the 40-byte in header, in_args[0] into
     // op_in, the whole ring_ent_in_out; nothing else of the header.
@@ -276,13 +301,20 @@ struct KernelModel::State {
     ent.payload_sz = static_cast<uint32_t>(r->payload.size());
     ent.reserved = 0;
     ent.offset = 0;  // padding on 6.14-6.18; 7.46: 0 without a pool buffer
+    if (r->zc) {
+      // A READ has no payload bytes, a WRITE counts the page bytes (its
+      // pool buffer is for the reply).
+      ent.flags = abi::FUSE_URING_ENT_ZERO_COPY;
+      ent.payload_sz = r->in.opcode == abi::FUSE_WRITE ? static_cast<uint32_t>(r->pages.size()) : 0;
+      stats.zero_copy++;
+    }
     char* dst = e.payload;
     if (e.payload == nullptr && e.buf >= 0) {
       dst = q.bufs->Buf(e.buf);
       if (opts.mode == Mode::kBufpool) ent.offset = static_cast<uint32_t>(e.buf * q.bufs->buf_size);
     }
     memcpy(&h->ring_ent_in_out, &ent, sizeof(ent));
-    if (!r->payload.empty()) memcpy(dst, r->payload.data(), r->payload.size());
+    if (!r->payload.empty() && !r->zc) memcpy(dst, r->payload.data(), r->payload.size());
     uint32_t flags = 0;
     if (opts.mode == Mode::kKmbuf && new_sel && e.payload == nullptr) {
       flags = uring::kCqeFBuffer | (static_cast<uint32_t>(e.buf) << uring::kCqeBufferShift);
@@ -427,9 +459,25 @@ class RingImpl final : public uring::IoRing {
   void UnmapRegion(void*, size_t) override {}  // the model owns the memory
   bool sqe128() const override { return sqe128_; }
   bool FixedCovers(int index, const char* p, size_t len) const {
-    if (index < 0 || static_cast<size_t>(index) >= regbufs_.size()) return false;
+    if (index < 0 || static_cast<size_t>(index) >= regbufs_.size() || kslot_[index]) return false;
     const char* lo = static_cast<const char*>(regbufs_[index].iov_base);
-    return p >= lo && p + len <= lo + regbufs_[index].iov_len;
+    return lo != nullptr && p >= lo && p + len <= lo + regbufs_[index].iov_len;
+  }
+  // io_buffer_register_bvec(): a kernel buffer (address 0) in an empty slot.
+  int FillKernelSlot(uint16_t slot, char* p, size_t len) {
+    if (slot >= regbufs_.size()) return -EINVAL;
+    if (regbufs_[slot].iov_base != nullptr) return -EBUSY;
+    regbufs_[slot] = {p, len};
+    kslot_[slot] = 1;
+    dropped_.erase(slot);
+    return 0;
+  }
+  // io_buffer_unregister_bvec(): the slot is empty again.
+  void DropKernelSlot(uint16_t slot) {
+    if (slot >= regbufs_.size() || !kslot_[slot]) return;
+    regbufs_[slot] = {};
+    kslot_[slot] = 0;
+    dropped_.insert(slot);
   }
   int ring_fd() const override { return -1; }
 
@@ -490,13 +538,19 @@ class RingImpl final : public uring::IoRing {
   int AddQueue(const fuse_uring_cmd_req_v46& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu);
   int AddBufpool(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu);
+  // IORING_OP_READ_FIXED / WRITE_FIXED, done at once with pread/pwrite.
+  int FixedIo(const io_uring_sqe* sqe) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s_->mu);
 
   KernelModel::State* s_;
   const bool sqe128_;
   std::vector<char> slots_;  // always 128 bytes per slot; sqe128_ decides validity
   unsigned nsq_ = 0;
   std::vector<PendingRead> reads_;
+  // The registered-buffer table: user memory, kernel pages (kslot_ 1:
+  // zero-copy pages at address 0) or empty ({nullptr, 0}).
   std::vector<struct iovec> regbufs_;
+  std::vector<char> kslot_;
+  std::set<uint16_t> dropped_;  // slots whose zero-copy pages a commit dropped
   std::map<uint16_t, std::unique_ptr<BufSet>> kmrings_;
 };
 
@@ -505,6 +559,15 @@ bool ImportFixedOk(const RingImpl* ring, int index, const char* p, size_t len) {
 }
 
 }  // namespace
+
+int KernelModel::State::ZcRegister(Entry& e, Request* r) {
+  if (e.ring == nullptr) return -EINVAL;
+  return e.ring->FillKernelSlot(e.zc_slot, r->pages.data(), r->pages.size());
+}
+
+void KernelModel::State::ZcDrop(Entry& e) {
+  if (e.ring != nullptr) e.ring->DropKernelSlot(e.zc_slot);
+}
 
 void KernelModel::State::PostCqe(RingImpl* ring, uint64_t ud, int32_t res, uint32_t flags) {
   if (ring == nullptr) return;
@@ -550,6 +613,9 @@ void RingImpl::Process(const io_uring_sqe* sqe) {
       return;
     case uring::kOpUringCmd:
       return UringCmd(sqe);
+    case IORING_OP_READ_FIXED:
+    case IORING_OP_WRITE_FIXED:
+      return Post(sqe->user_data, FixedIo(sqe));
     default:
       return Post(sqe->user_data, -EINVAL);
   }
@@ -636,8 +702,9 @@ int RingImpl::Register(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
     struct iovec iov[2];
     memcpy(iov, reinterpret_cast<const void*>(sqe->addr), sizeof(iov));
     if (s.minor >= 46) {
-      const bool zc_index = c.ent_zero_copy_buf_index != 0;
-      if (zc_index != q.zero_copy) return -EINVAL;
+      // A slot on a queue without zero-copy is EINVAL; a zero-copy queue
+      // takes any index, 0 included (measured on 7.3).
+      if (c.ent_zero_copy_buf_index != 0 && !q.zero_copy) return -EINVAL;
       if (iov[0].iov_base == nullptr) return -EINVAL;
     }
     if (iov[0].iov_len < kHeaderSize) return -EINVAL;
@@ -654,6 +721,7 @@ int RingImpl::Register(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c)
       e->payload_len = iov[1].iov_len;
     }
     e->header = static_cast<char*>(iov[0].iov_base);
+    if (s.minor >= 46) e->zc_slot = c.ent_zero_copy_buf_index;
   }
   Entry* raw = e.get();
   q.entries.push_back(std::move(e));
@@ -714,6 +782,15 @@ int RingImpl::Commit(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c) {
   } else if (oh.unique != r->unique) {
     s.Violation(absl::StrCat(who, ": reply unique ", oh.unique, " does not match"));
     err = -ENOENT;
+  } else if (r->zc && r->in.opcode == abi::FUSE_READ) {
+    // The data is in the caller's pages already; payload_sz says how much.
+    if (ent.payload_sz > r->pages.size()) {
+      s.Violation(absl::StrCat(who, ": zero-copy READ reply payload_sz ", ent.payload_sz,
+                               " beyond the caller's ", r->pages.size(), " bytes"));
+      err = -EINVAL;
+    } else {
+      rep.data.assign(r->pages.data(), ent.payload_sz);
+    }
   } else if (ent.payload_sz > cap) {
     s.Violation(absl::StrCat(who, ": reply payload_sz ", ent.payload_sz,
                              " beyond the selected buffer (", cap, " bytes)"));
@@ -725,6 +802,14 @@ int RingImpl::Commit(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c) {
   } else {
     rep.data.assign(buf, ent.payload_sz);
   }
+  if (err == 0 && r->in.opcode == abi::FUSE_OPEN && rep.data.size() >= sizeof(abi::fuse_open_out)) {
+    abi::fuse_open_out oo;
+    memcpy(&oo, rep.data.data(), sizeof(oo));
+    // 7.3 accepts the flag whatever the queues are (measured: none or only
+    // some zero-copy); READ/WRITE then go zero-copy on zero-copy queues.
+    if (oo.open_flags & abi::FOPEN_IO_URING_ZERO_COPY) s.zc_fhs.insert(oo.fh);
+  }
+  if (r->zc) s.ZcDrop(*e);  // the pages leave the slot at commit
   rep.error = err;
   rep.out.len = static_cast<uint32_t>(sizeof(oh) + rep.data.size());
   r->reply = std::move(rep);
@@ -733,7 +818,9 @@ int RingImpl::Commit(const io_uring_sqe* sqe, const fuse_uring_cmd_req_v46& c) {
   s.cv.SignalAll();
   s.SumEntry(q, *e);
   // fuse_uring_next_fuse_req(): this entry fetches the head request if it
-  // can; otherwise it goes idle and its buffer goes back.
+  // can; otherwise it goes idle and its buffer goes back. (After a
+  // zero-copy WRITE, 7.3 races here: the caller's next request took the
+  // other idle entry in one run and this one in another.)
   if (!s.TryDeliver(q, *e)) s.Park(q, *e);
   return 0;
 }
@@ -786,11 +873,49 @@ int RingImpl::RegisterRaw(unsigned opcode, void* arg, unsigned nr_args) {
       if (arg == nullptr || nr_args == 0) return -EINVAL;
       const struct iovec* iov = static_cast<const struct iovec*>(arg);
       regbufs_.assign(iov, iov + nr_args);
+      kslot_.assign(nr_args, 0);
       return 0;
+    }
+    case uring::kRegisterBuffers2: {
+      if (arg == nullptr || nr_args != sizeof(io_uring_rsrc_register)) return -EINVAL;
+      io_uring_rsrc_register rr;
+      memcpy(&rr, arg, sizeof(rr));
+      if (rr.resv2 != 0 || (rr.flags & ~uring::kRsrcRegisterSparse) != 0) return -EINVAL;
+      if (!regbufs_.empty()) return -EBUSY;
+      if (rr.nr == 0) return -EINVAL;
+      if (rr.flags & uring::kRsrcRegisterSparse) {
+        if (rr.data != 0) return -EINVAL;
+        regbufs_.assign(rr.nr, iovec{});
+      } else {
+        const struct iovec* iov = reinterpret_cast<const struct iovec*>(rr.data);
+        if (iov == nullptr) return -EFAULT;
+        regbufs_.assign(iov, iov + rr.nr);
+      }
+      kslot_.assign(rr.nr, 0);
+      dropped_.clear();
+      return 0;
+    }
+    case uring::kRegisterBuffersUpdate: {
+      if (arg == nullptr || nr_args != sizeof(io_uring_rsrc_update2)) return -EINVAL;
+      io_uring_rsrc_update2 up;
+      memcpy(&up, arg, sizeof(up));
+      if (regbufs_.empty()) return -ENXIO;
+      if (up.resv != 0 || up.resv2 != 0) return -EINVAL;
+      if (size_t{up.offset} + up.nr > regbufs_.size()) return -EINVAL;
+      const struct iovec* iov = reinterpret_cast<const struct iovec*>(up.data);
+      if (iov == nullptr && up.nr != 0) return -EFAULT;
+      for (unsigned i = 0; i < up.nr; i++) {
+        regbufs_[up.offset + i] = iov[i];
+        kslot_[up.offset + i] = 0;
+        dropped_.erase(static_cast<uint16_t>(up.offset + i));
+      }
+      return static_cast<int>(up.nr);
     }
     case kUnregisterBuffers:
       if (regbufs_.empty()) return -ENXIO;
       regbufs_.clear();
+      kslot_.clear();
+      dropped_.clear();
       return 0;
     case uring::kRegisterPbufRing: {
       if (nr_args != 1 || arg == nullptr) return -EINVAL;
@@ -836,6 +961,34 @@ int RingImpl::RegisterRaw(unsigned opcode, void* arg, unsigned nr_args) {
     default:
       return -EINVAL;
   }
+}
+
+int RingImpl::FixedIo(const io_uring_sqe* sqe) {
+  const uint16_t slot = sqe->buf_index;
+  const bool write = sqe->opcode == IORING_OP_WRITE_FIXED;
+  if (slot >= regbufs_.size() || regbufs_[slot].iov_base == nullptr) {
+    if (dropped_.count(slot)) {
+      s_->Violation(absl::StrCat(write ? "WRITE_FIXED" : "READ_FIXED", " on slot ", slot,
+                                 " after the commit that dropped its zero-copy pages"));
+    }
+    return -EFAULT;  // io_import_reg_buf(): no buffer in that slot
+  }
+  char* lo = static_cast<char*>(regbufs_[slot].iov_base);
+  const size_t n = regbufs_[slot].iov_len;
+  char* p;
+  if (kslot_[slot]) {
+    // Kernel pages start at address 0: addr is the offset into them.
+    if (sqe->addr > n || sqe->len > n - sqe->addr) return -EFAULT;
+    p = lo + sqe->addr;
+  } else {
+    const uint64_t base = reinterpret_cast<uint64_t>(lo);
+    if (sqe->addr < base || sqe->addr - base > n || sqe->len > n - (sqe->addr - base)) return -EFAULT;
+    p = reinterpret_cast<char*>(sqe->addr);
+  }
+  ssize_t r = write ? pwrite(sqe->fd, p, sqe->len, static_cast<off_t>(sqe->off))
+                    : pread(sqe->fd, p, sqe->len, static_cast<off_t>(sqe->off));
+  s_->stats.fixed_ops++;
+  return r < 0 ? -errno : static_cast<int>(r);
 }
 
 absl::StatusOr<void*> RingImpl::MapRegion(uint64_t offset, size_t len) {
@@ -896,6 +1049,47 @@ uint64_t KernelModel::Inject(uint16_t qid, const abi::fuse_in_header& in, absl::
   r->out_max = out_max;
   // fuse_uring_req_has_copyable_payload(): in_numargs > 1 || out_numargs.
   r->needs_buf = !payload.empty() || out_max > 0;
+  Request* raw = r.get();
+  s_->requests[raw->ticket] = std::move(r);
+  if (s_->aborted) {
+    s_->End(raw, -ENOTCONN);
+  } else {
+    s_->Arrive(s_->queues[qid], raw);
+  }
+  return raw->ticket;
+}
+
+uint64_t KernelModel::InjectPages(uint16_t qid, const abi::fuse_in_header& in,
+                                  absl::string_view op, absl::string_view pages, uint32_t out_max) {
+  const bool write = in.opcode == abi::FUSE_WRITE;
+  uint64_t fh = 0;
+  if (op.size() >= sizeof(fh)) memcpy(&fh, op.data(), sizeof(fh));
+  bool zc = false;
+  {
+    MutexLock l(&s_->mu);
+    zc = qid < options_.nr_queues && (write || in.opcode == abi::FUSE_READ) &&
+         s_->zc_fhs.count(fh) != 0 && s_->queues[qid].zero_copy;
+  }
+  if (!zc) return Inject(qid, in, op, write ? pages : absl::string_view(), out_max);
+  if (op.size() > abi::FUSE_URING_OP_IN_OUT_SZ) {
+    fprintf(stderr, "kernel model: InjectPages: op %zu bytes out of range\n", op.size());
+    abort();
+  }
+  MutexLock l(&s_->mu);
+  auto r = std::make_unique<Request>();
+  s_->next_unique += 2;
+  r->ticket = s_->next_unique;
+  r->unique = s_->next_unique;
+  r->qid = qid;
+  r->in = in;
+  r->in.unique = r->unique;
+  r->in.len = static_cast<uint32_t>(sizeof(in) + op.size() + (write ? pages.size() : 0));
+  r->op = std::string(op);
+  r->out_max = out_max;
+  r->zc = true;
+  r->pages = std::string(pages);
+  // A zero-copy READ needs no pool buffer; a WRITE one for its reply.
+  r->needs_buf = write;
   Request* raw = r.get();
   s_->requests[raw->ticket] = std::move(r);
   if (s_->aborted) {
@@ -967,6 +1161,7 @@ void KernelModel::Abort() {
     for (auto& e : q.entries) {
       if (e->st == Entry::kUser) {
         // Held by the daemon: the request ends now; its later commit fails.
+        if (e->req != nullptr && e->req->zc) s.ZcDrop(*e);
         s.End(e->req, -ECONNABORTED);
         e->req = nullptr;
       } else if (e->st == Entry::kAvail) {

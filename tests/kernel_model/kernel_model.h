@@ -27,8 +27,9 @@
 //   io-uring off for it). Then: unknown cmd_op -> EINVAL.
 //   REGISTER: qid >= nr_queues -> EINVAL (the queue is created past this
 //   check, even when the REGISTER fails later), sqe->len != 2 -> EINVAL,
-//   iovec array at NULL -> EFAULT, 7.46: ent_zero_copy_buf_index non-zero ->
-//   EINVAL, header iovec < 288 -> EINVAL; a queue with a pool needs a
+//   iovec array at NULL -> EFAULT, 7.46: ent_zero_copy_buf_index non-zero on
+//   a queue without FUSE_URING_ZERO_COPY -> EINVAL (a zero-copy queue takes
+//   any index, 0 included), header iovec < 288 -> EINVAL; a queue with a pool needs a
 //   {NULL, 0} payload iovec (else EINVAL), any other queue a payload iovec >=
 //   max_payload (else EINVAL) and then stays per-entry.
 //   COMMIT_AND_FETCH: qid out of range -> EINVAL, queue never created ->
@@ -50,7 +51,9 @@
 //   gets EINVAL), and when no registered buffer of the entry's ring covers
 //   the selected pool buffer the request ends with EFAULT at import (no
 //   CQE; the entry fetches the next request). A zero-copy queue's pool may
-//   be unregistered at ADD_BUFPOOL; its REGISTERs are refused. Without
+//   be unregistered at ADD_BUFPOOL; its REGISTERs are refused. The pool's
+//   registered slot need not be 0 (7.3 serves zero-copy with the pool in
+//   slot 1). Without
 //   buffer pools ADD_QUEUE/ADD_BUFPOOL are EINVAL (7.45: unknown command) /
 //   EOPNOTSUPP (7.46 without kBufpool).
 // - Delivery writes the 40-byte fuse_in_header into in_out, exactly the op
@@ -81,6 +84,24 @@
 //   ring at bgid 0 with buf_size >= max_payload (else EINVAL). Delivery with
 //   a newly selected buffer carries IORING_CQE_F_BUFFER | bid << 16; without
 //   the flag the entry keeps its buffer.
+// - Zero-copy (7.46, measured on 7.3 by the cross-check): an OPEN reply with
+//   FOPEN_IO_URING_ZERO_COPY is accepted whatever the queues are; READ and
+//   WRITE of that fh (InjectPages) travel zero-copy on queues created with
+//   FUSE_URING_ZERO_COPY and as usual on the others. Before anything is
+//   copied the caller's pages go into the entry's slot of its ring's buffer
+//   table as a kernel buffer at address 0 (slot holding a buffer -> the
+//   caller gets EBUSY, measured; slot past the table -> EINVAL, from
+//   io_buffer_register_bvec), FUSE_URING_ENT_ZERO_COPY is set, a READ has
+//   no pool buffer and payload_sz 0, a WRITE a pool buffer for its reply
+//   and payload_sz = the page bytes. A zero-copy READ's reply is the first
+//   payload_sz bytes of the pages. The slot is emptied at commit (and at
+//   Abort for held requests).
+// - Registered buffers: RegisterRaw(IORING_REGISTER_BUFFERS,
+//   IORING_REGISTER_BUFFERS2 with or without IORING_RSRC_REGISTER_SPARSE,
+//   IORING_REGISTER_BUFFERS_UPDATE, IORING_UNREGISTER_BUFFERS);
+//   IORING_OP_READ_FIXED / WRITE_FIXED complete at once through
+//   pread/pwrite on sqe->fd: user slots take a user address, kernel slots
+//   an offset; an empty slot or a range outside the buffer -> EFAULT.
 // - NOTIFY_REPLY (InjectNotifyReply) travels the ring like any request:
 //   op_in unwritten, fuse_notify_retrieve_in then the data in the payload.
 // - Teardown: Abort() ends queued requests and those held by the daemon with
@@ -94,14 +115,18 @@
 // What it does NOT model: the /dev/fuse side (INIT, FORGET, INTERRUPT,
 // notifications, the fallback to /dev/fuse after a failed REGISTER), CPU
 // routing (Inject names the queue), background-request queue selection,
-// zero-copy beyond the ADD_QUEUE/REGISTER checks, the one-ring-per-queue
+// which opens qualify for zero-copy beyond the fh (the kernel's page-payload
+// test), the timing race after a zero-copy WRITE (7.3 hands the caller's
+// next request to either idle entry), the one-ring-per-queue
 // (EXDEV) rule, request timeouts, and io_uring features beyond those listed
 // (no SQPOLL, links, fixed files).
 //
 // Daemon-bug detection (violations(), a list the tests assert empty):
 // reply payload_sz beyond the selected buffer or beyond what the request
-// accepts, stale or double commit_id, a malformed out header, and a buffer or
-// header touched after commit: at each commit the model checksums the entry's
+// accepts, stale or double commit_id, a malformed out header, a zero-copy
+// READ reply longer than the caller's pages, READ_FIXED/WRITE_FIXED on a
+// slot whose zero-copy pages a commit dropped, and a buffer or header
+// touched after commit: at each commit the model checksums the entry's
 // header and its buffer and verifies the sum when it next reads, reuses or
 // recycles them, at Abort and at VerifyQuiescent().
 //
@@ -173,6 +198,8 @@ struct ModelStats {
   uint64_t buffer_keeps = 0;       // an entry kept its buffer for the next request
   uint64_t recycles = 0;           // buffers returned by the kernel side
   uint64_t waits_for_buffer = 0;   // a request found no free buffer
+  uint64_t zero_copy = 0;          // requests delivered with FUSE_URING_ENT_ZERO_COPY
+  uint64_t fixed_ops = 0;          // READ_FIXED/WRITE_FIXED completed
   unsigned max_buffers_in_use = 0;
 };
 
@@ -211,6 +238,18 @@ class KernelModel {
   // daemon commits it like any request (its reply is not delivered to
   // anyone); WaitReply(returned ticket, odd, not the unique) tells when it
   // did.
+  // A READ or WRITE with page payload (the caller's buffer: `pages`, for a
+  // WRITE the data, for a READ its size bytes that the reply fills). When
+  // the OPEN that returned the fh in op's first 8 bytes was answered with
+  // FOPEN_IO_URING_ZERO_COPY (and accepted), the request travels zero-copy:
+  // FUSE_URING_ENT_ZERO_COPY in ent_in_out.flags, the pages registered in
+  // the entry's slot (ent_zero_copy_buf_index) of its ring's buffer table as
+  // a kernel buffer at address 0, no pool buffer for a READ (payload_sz 0),
+  // a pool buffer for a WRITE's reply (payload_sz = the page bytes). The
+  // reply of a zero-copy READ is pages[0, payload_sz). Otherwise it is
+  // Inject(qid, in, op, WRITE ? pages : "", out_max).
+  uint64_t InjectPages(uint16_t qid, const abi::fuse_in_header& in, absl::string_view op,
+                       absl::string_view pages, uint32_t out_max);
   uint64_t InjectNotifyReply(uint16_t qid, uint64_t nodeid, uint64_t notify_unique,
                              uint64_t offset, absl::string_view data);
   // The reply, or nullopt after timeout.
