@@ -41,6 +41,7 @@ ModelHarness::ModelHarness(HarnessOptions options) : options_(std::move(options)
     cfg.entries = options_.entries;
     cfg.payload_size = payload;
     cfg.fuse_fd = model_->fuse_fd();
+    cfg.zero_copy_ready = &zero_copy_ready_;
     queues_.push_back(std::make_unique<UringQueue>(cfg, options_.policy(), dispatcher_.get()));
   }
   threads_.resize(queues_.size());
@@ -78,7 +79,9 @@ absl::Status ModelHarness::Start() {
   while (registered_.load() < qs.size() && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
   }
-  return QueueStatus();
+  absl::Status st = QueueStatus();
+  if (st.ok() && options_.zero_copy_ready) zero_copy_ready_.store(true, std::memory_order_release);
+  return st;
 }
 
 absl::Status ModelHarness::QueueStatus() {
@@ -195,6 +198,43 @@ int ModelHarness::Read(uint16_t qid, uint64_t ino, uint64_t fh, uint64_t off, ui
   Result r = Call(qid, FUSE_READ, ino, ReadIn(fh, off, size), "", size);
   if (r.error == 0 && out) *out = std::move(r.data);
   return r.error;
+}
+
+int ModelHarness::Open(uint16_t qid, uint64_t ino, uint32_t flags, fuse_open_out* out) {
+  fuse_open_in o{};
+  o.flags = flags;
+  Result r = Call(qid, FUSE_OPEN, ino, Bytes(o), "", sizeof(fuse_open_out));
+  if (r.error != 0) return r.error;
+  fuse_open_out oo{};
+  if (!Decode(r.data, &oo)) return EPROTO;
+  if (out) *out = oo;
+  return 0;
+}
+
+int ModelHarness::ReadPages(uint16_t qid, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size,
+                            std::string* out) {
+  fuse_in_header in{};
+  in.opcode = FUSE_READ;
+  in.nodeid = ino;
+  uint64_t t = model_->InjectPages(qid, in, ReadIn(fh, off, size), std::string(size, '\0'), size);
+  Result r = Wait(t);
+  if (r.error == 0 && out) *out = std::move(r.data);
+  return r.error;
+}
+
+int ModelHarness::WritePages(uint16_t qid, uint64_t ino, uint64_t fh, uint64_t off,
+                             const std::string& data, uint32_t* written) {
+  fuse_in_header in{};
+  in.opcode = FUSE_WRITE;
+  in.nodeid = ino;
+  uint64_t t = model_->InjectPages(qid, in, WriteIn(fh, off, static_cast<uint32_t>(data.size())),
+                                   data, sizeof(fuse_write_out));
+  Result r = Wait(t);
+  if (r.error != 0) return r.error;
+  fuse_write_out w{};
+  if (!Decode(r.data, &w)) return EPROTO;
+  if (written) *written = w.size;
+  return 0;
 }
 
 int ModelHarness::Release(uint16_t qid, uint64_t ino, uint64_t fh) {

@@ -35,6 +35,9 @@ struct HarnessOptions {
   size_t payload_size = 0;         // 0: the model's max_payload
   FileSystem* fs = nullptr;        // nullptr: an internal MemFs
   std::vector<uint16_t> start_queues;  // empty: all
+  // The transport's "every queue is a zero-copy queue" signal
+  // (UringQueueConfig::zero_copy_ready), raised once Start() succeeded.
+  bool zero_copy_ready = false;
 };
 
 // The result of one injected request.
@@ -79,6 +82,13 @@ class ModelHarness {
             uint32_t* written);
   int Read(uint16_t qid, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size, std::string* out);
   int Release(uint16_t qid, uint64_t ino, uint64_t fh);
+  int Open(uint16_t qid, uint64_t ino, uint32_t flags, abi::fuse_open_out* out);
+  // READ/WRITE with the caller's pages (KernelModel::InjectPages): zero-copy
+  // when the fh's OPEN carried FOPEN_IO_URING_ZERO_COPY on a zero-copy queue.
+  int ReadPages(uint16_t qid, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size,
+                std::string* out);
+  int WritePages(uint16_t qid, uint64_t ino, uint64_t fh, uint64_t off, const std::string& data,
+                 uint32_t* written);
   // OPENDIR + READDIR until empty + RELEASEDIR: the names (without . and ..).
   int ListDir(uint16_t qid, uint64_t ino, std::vector<std::string>* names);
 
@@ -97,6 +107,7 @@ class ModelHarness {
   std::vector<std::unique_ptr<UringQueue>> queues_;
   std::vector<std::thread> threads_;
   std::atomic<unsigned> registered_{0};
+  std::atomic<bool> zero_copy_ready_{false};
   std::atomic<unsigned> exited_{0};
   unsigned started_ = 0;
   bool stopped_ = false;
