@@ -5,7 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+#include <array>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +22,7 @@
 #include "tests/model_harness.h"
 #include "tests/uring_raw.h"
 #include "uring/buffer_ring.h"
+#include "uring/fixed_buffers.h"
 #include "uring/uapi.h"
 
 namespace kmfuse::testing {
@@ -434,6 +439,197 @@ TEST(ModelDelivery, NotifyReplyTravelsTheRing) {
   ASSERT_TRUE(rep.has_value());
   EXPECT_EQ(rep->error, 0);
   EXPECT_THAT(r.m.violations(), IsEmpty());
+}
+
+// ---- zero-copy --------------------------------------------------------------
+
+// Two zero-copy queues with one entry each, both pools in registered slot 0
+// of a sparse table; entry q names slot `slots[q]`. An fh opened with
+// FOPEN_IO_URING_ZERO_COPY.
+struct ZcRig {
+  explicit ZcRig(std::vector<uint16_t> slots = {1, 2}) : m(ZcOpts()) {
+    ring = m.NewRing(16);
+    const size_t bs = m.max_payload();
+    pool.assign(2 * bs, 0);
+    EXPECT_EQ(uring::RegisterSparseBuffers(*ring, 3), 0);
+    struct iovec iov = {pool.data(), pool.size()};
+    EXPECT_EQ(uring::UpdateBuffers(*ring, 0, &iov, 1), 1);
+    for (uint16_t q = 0; q < 2; q++) {
+      EXPECT_EQ(Cmd(FUSE_IO_URING_CMD_ADD_QUEUE, q, FUSE_URING_ZERO_COPY, [](auto&) {}), 0);
+      EXPECT_EQ(Cmd(FUSE_IO_URING_CMD_ADD_BUFPOOL, q, 0,
+                    [&](fuse_uring_cmd_req_v46& c) {
+                      c.bufpool.uaddr = reinterpret_cast<uint64_t>(pool.data() + q * bs);
+                      c.bufpool.len = static_cast<uint32_t>(bs);
+                    }),
+                0);
+      hdr.push_back(std::make_unique<fuse_uring_req_header>());
+      iov2.push_back(std::make_unique<std::array<struct iovec, 2>>());
+      (*iov2[q])[0] = {hdr[q].get(), sizeof(fuse_uring_req_header)};
+      (*iov2[q])[1] = {nullptr, 0};
+      fuse_uring_cmd_req_v46 c{};
+      c.qid = q;
+      c.ent_zero_copy_buf_index = slots[q];
+      io_uring_sqe* sqe = ring->GetSqe();
+      PrepCmdV46(sqe, m.fuse_fd(), FUSE_IO_URING_CMD_REGISTER, c, q, 0);
+      sqe->addr = reinterpret_cast<uint64_t>(iov2[q]->data());
+      sqe->len = 2;
+    }
+    ring->Submit();
+    // OPEN on queue 0, answered with FOPEN_IO_URING_ZERO_COPY.
+    fuse_in_header in{};
+    in.opcode = FUSE_OPEN;
+    in.nodeid = 2;
+    fuse_open_in oi{};
+    uint64_t t = m.Inject(0, in, std::string(reinterpret_cast<char*>(&oi), sizeof(oi)), "",
+                          sizeof(fuse_open_out));
+    EXPECT_EQ(Collect(*ring, 1, absl::Seconds(2)).size(), 1u);
+    fuse_open_out oo{};
+    oo.fh = kFh;
+    oo.open_flags = FOPEN_IO_URING_ZERO_COPY;
+    std::memcpy(pool.data(), &oo, sizeof(oo));
+    Commit(0, t, sizeof(oo));
+    std::optional<model::ModelReply> rep = m.WaitReply(t, absl::Seconds(2));
+    EXPECT_TRUE(rep.has_value() && rep->error == 0);
+  }
+  ~ZcRig() {
+    m.Abort();
+    ring.reset();
+  }
+  static model::ModelOptions ZcOpts() {
+    model::ModelOptions o = Opts(model::Mode::kBufpool);
+    o.cap_sys_admin = true;
+    return o;
+  }
+  int Cmd(uint32_t op, uint16_t qid, uint64_t flags,
+          const std::function<void(fuse_uring_cmd_req_v46&)>& fill) {
+    return One(*ring, [&](io_uring_sqe* s) {
+      fuse_uring_cmd_req_v46 c{};
+      c.flags = flags;
+      c.qid = qid;
+      fill(c);
+      PrepCmdV46(s, m.fuse_fd(), op, c, 0, op == FUSE_IO_URING_CMD_ADD_BUFPOOL ? 0 : -1);
+    });
+  }
+  // Replies (error 0, payload_sz) to what entry q holds and commits it.
+  void Commit(uint16_t q, uint64_t unique, uint32_t payload_sz) {
+    fuse_out_header out{static_cast<uint32_t>(sizeof(out) + payload_sz), 0, unique};
+    std::memcpy(hdr[q]->in_out, &out, sizeof(out));
+    fuse_uring_ent_in_out ent;
+    std::memcpy(&ent, &hdr[q]->ring_ent_in_out, sizeof(ent));
+    ent.payload_sz = payload_sz;
+    std::memcpy(&hdr[q]->ring_ent_in_out, &ent, sizeof(ent));
+    fuse_uring_cmd_req_v46 c{};
+    c.qid = q;
+    c.commit_id = unique;
+    PrepCmdV46(ring->GetSqe(), m.fuse_fd(), FUSE_IO_URING_CMD_COMMIT_AND_FETCH, c, q, 0);
+    ring->Submit();
+  }
+  // A READ of `size` bytes of kFh on queue 0 with the caller's pages.
+  uint64_t Read(uint32_t size) {
+    fuse_in_header in{};
+    in.opcode = FUSE_READ;
+    in.nodeid = 2;
+    fuse_read_in ri{};
+    ri.fh = kFh;
+    ri.size = size;
+    return m.InjectPages(0, in, std::string(reinterpret_cast<char*>(&ri), sizeof(ri)),
+                         std::string(size, '\0'), size);
+  }
+  int Fixed(bool write, uint16_t slot, int fd, unsigned len) {
+    return One(*ring, [&](io_uring_sqe* s) {
+      if (write) {
+        uring::PrepWriteFixed(s, fd, 0, len, 0, slot, 0);
+      } else {
+        uring::PrepReadFixed(s, fd, 0, len, 0, slot, 0);
+      }
+    });
+  }
+  static constexpr uint64_t kFh = 9;
+  model::KernelModel m;
+  std::unique_ptr<uring::IoRing> ring;
+  std::vector<char> pool;
+  std::vector<std::unique_ptr<fuse_uring_req_header>> hdr;
+  std::vector<std::unique_ptr<std::array<struct iovec, 2>>> iov2;
+};
+
+TEST(ModelErrno, RegisteredBufferTable) {
+  model::KernelModel m(Opts(model::Mode::kBufpool));
+  auto ring = m.NewRing(16);
+  std::vector<char> mem(8192);
+  struct iovec iov = {mem.data(), mem.size()};
+  EXPECT_EQ(uring::UpdateBuffers(*ring, 0, &iov, 1), -ENXIO);  // no table yet
+  EXPECT_EQ(uring::RegisterSparseBuffers(*ring, 4), 0);
+  EXPECT_EQ(uring::RegisterSparseBuffers(*ring, 4), -EBUSY);
+  EXPECT_EQ(uring::UpdateBuffers(*ring, 4, &iov, 1), -EINVAL);  // past the table
+  EXPECT_EQ(uring::UpdateBuffers(*ring, 3, &iov, 1), 1);
+  int fd = memfd_create("model-fixed", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "fixed!", 6, 0), 6);
+  // A user slot takes a user address; an empty slot is EFAULT.
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              uring::PrepReadFixed(s, fd, reinterpret_cast<uint64_t>(mem.data()), 6, 0, 3, 0);
+            }),
+            6);
+  EXPECT_EQ(std::string(mem.data(), 6), "fixed!");
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) { uring::PrepReadFixed(s, fd, 0, 6, 0, 3, 0); }),
+            -EFAULT);  // address 0 is outside the user memory
+  EXPECT_EQ(One(*ring, [&](io_uring_sqe* s) {
+              uring::PrepReadFixed(s, fd, reinterpret_cast<uint64_t>(mem.data()), 6, 0, 1, 0);
+            }),
+            -EFAULT);
+  EXPECT_EQ(uring::UnregisterBuffers(*ring), 0);
+  EXPECT_EQ(uring::UnregisterBuffers(*ring), -ENXIO);
+  close(fd);
+  EXPECT_THAT(m.violations(), IsEmpty());
+}
+
+// A zero-copy READ whose entry names the pool's slot: the pages cannot be
+// registered there and the caller gets EBUSY (as 7.3); the entry serves on.
+TEST(ModelErrno, ZeroCopySlotHoldingABuffer) {
+  ZcRig r({0, 2});
+  uint64_t t = r.Read(4096);
+  std::optional<model::ModelReply> rep = r.m.WaitReply(t, absl::Seconds(2));
+  ASSERT_TRUE(rep.has_value());
+  EXPECT_EQ(rep->error, -EBUSY);
+  EXPECT_EQ(r.m.stats().zero_copy, 0u);
+  EXPECT_THAT(r.m.violations(), IsEmpty());
+}
+
+TEST(BugDetection, ZeroCopyReadReplyBeyondThePages) {
+  ZcRig r;
+  uint64_t t = r.Read(4096);
+  ASSERT_EQ(Collect(*r.ring, 1, absl::Seconds(2)).size(), 1u);
+  fuse_uring_ent_in_out ent;
+  std::memcpy(&ent, &r.hdr[0]->ring_ent_in_out, sizeof(ent));
+  EXPECT_EQ(ent.flags, FUSE_URING_ENT_ZERO_COPY);
+  EXPECT_EQ(ent.payload_sz, 0u);
+  r.Commit(0, t, 4097);
+  std::optional<model::ModelReply> rep = r.m.WaitReply(t, absl::Seconds(2));
+  ASSERT_TRUE(rep.has_value());
+  EXPECT_EQ(rep->error, -EINVAL);
+  ASSERT_EQ(r.m.violations().size(), 1u);
+  EXPECT_THAT(r.m.violations()[0], HasSubstr("beyond the caller's 4096 bytes"));
+}
+
+TEST(BugDetection, ZeroCopySlotTouchedAfterCommit) {
+  ZcRig r;
+  int fd = memfd_create("model-zc", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 8192), 0);
+  uint64_t t = r.Read(4096);
+  ASSERT_EQ(Collect(*r.ring, 1, absl::Seconds(2)).size(), 1u);
+  EXPECT_EQ(r.Fixed(false, 1, fd, 4096), 4096);  // while held: the caller's pages
+  EXPECT_EQ(r.Fixed(false, 1, fd, 4097), -EFAULT);  // beyond them
+  r.Commit(0, t, 4096);
+  std::optional<model::ModelReply> rep = r.m.WaitReply(t, absl::Seconds(2));
+  ASSERT_TRUE(rep.has_value());
+  EXPECT_EQ(rep->error, 0);
+  EXPECT_EQ(rep->data, std::string(4096, '\0'));
+  EXPECT_THAT(r.m.violations(), IsEmpty());
+  EXPECT_EQ(r.Fixed(true, 1, fd, 4096), -EFAULT);
+  ASSERT_EQ(r.m.violations().size(), 1u);
+  EXPECT_THAT(r.m.violations()[0], HasSubstr("WRITE_FIXED on slot 1 after the commit"));
+  close(fd);
 }
 
 TEST(BugDetection, ReplyBeyondTheBuffer) {
