@@ -18,7 +18,10 @@
 //
 // The storm runs on the test's temporary directory: on this project's host
 // that is ext4 with discard, where closes are slow; on tmpfs (the VM) they
-// are fast and the test checks the same bounds.
+// are fast and the test checks the same bounds. Before the fix on the 6.18
+// host: fd peak 3,358 on uring, free inodes settled 223 ms after the last
+// rmdir (1.4-3.5 ms after), and EMFILE for a caller holding directories
+// open past the budget.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -128,7 +131,7 @@ TEST_P(MetadataStormTest, FreeInodesSettlePromptlyAfterMassRmdir) {
   Figure("free_inodes_settle_ms", settle_ms);
   EXPECT_GE(after.f_ffree + 100, before.f_ffree + kDirs)
       << "free inodes before the rmdirs " << before.f_ffree << ", 20 s after " << after.f_ffree;
-  EXPECT_LT(settle_ms, 500) << "free inodes settled only " << settle_ms
+  EXPECT_LT(settle_ms, 100) << "free inodes settled only " << settle_ms
                             << " ms after the last rmdir";
   absl::StatusOr<int> rc = (*d)->Stop(SIGTERM);
   ASSERT_TRUE(rc.ok()) << rc.status();
