@@ -188,7 +188,7 @@ class BufpoolPolicy final : public PayloadPolicy {
 
  private:
   // Every SQE of a queue with a registered pool names the same fixed buffer
-  // (slot 0; the kernel requires slot 0 for the pool).
+  // (slot 0 here; 7.3 accepts the pool in any slot, see the cross-check).
   void PrepCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t op, uint64_t commit_id, uint64_t ud,
                uint16_t zc_slot = 0) {
     abi::fuse_uring_cmd_req_v46 req{};

@@ -131,8 +131,10 @@ class UringTransport final : public Transport {
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.
     while (registered_.load() < queues_.size()) absl::SleepFor(absl::Milliseconds(1));
-    // The kernel honours FOPEN_IO_URING_ZERO_COPY only when every queue is
-    // a zero-copy queue (and refuses the open otherwise).
+    // Opens get FOPEN_IO_URING_ZERO_COPY only when every queue is a
+    // zero-copy queue. 7.3 accepts the flag anyway (the cross-check shows a
+    // request on a queue without zero-copy then uses the pool buffer), but
+    // the startup line's "zero-copy in effect" must mean every READ/WRITE.
     bool all_zero_copy = !queues_.empty();
     for (const auto& q : queues_) {
       all_zero_copy = all_zero_copy && q->policy().zero_copy() && !q->uring_off();
