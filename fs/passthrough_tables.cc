@@ -18,22 +18,25 @@ constexpr unsigned kCloserThreads = 16;
 
 FdCloser::FdCloser(std::atomic<size_t>* open_count, std::atomic<size_t>* closing,
                    unsigned threads)
-    : open_count_(open_count), closing_(closing) {
-  for (unsigned i = 0; i < threads; i++) threads_.emplace_back([this] { Run(); });
-}
+    : open_count_(open_count), closing_(closing), nthreads_(threads == 0 ? 1 : threads) {}
 
 FdCloser::~FdCloser() {
+  std::vector<std::thread> threads;
   {
     MutexLock l(&mu_);
     stop_ = true;
+    threads.swap(threads_);
   }
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads) t.join();
 }
 
 void FdCloser::Close(int fd) {
   MutexLock l(&mu_);
   queue_.push_back(fd);
   queued_++;
+  if (threads_.empty()) {
+    for (unsigned i = 0; i < nthreads_; i++) threads_.emplace_back([this] { Run(); });
+  }
 }
 
 void FdCloser::Run() {

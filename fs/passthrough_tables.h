@@ -60,7 +60,11 @@ class InodeTable;
 // caught up seconds after the last rmdir. Thread-safe.
 class FdCloser {
  public:
-  // `open_count` (and `closing`) are decremented after each close.
+  // `open_count` (and `closing`) are decremented after each close. Starts
+  // no thread: the `threads` closers start with the first Close(), so a
+  // filesystem can be created before a daemon forks into the background or
+  // drops capabilities (threads do not survive fork(), a mutex one of them
+  // held would stay locked in the child, and capabilities are per thread).
   FdCloser(std::atomic<size_t>* open_count, std::atomic<size_t>* closing, unsigned threads);
   // Closes everything queued, then joins the threads.
   ~FdCloser();
@@ -89,7 +93,8 @@ class FdCloser {
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // fds ever queued
   uint64_t closed_ ABSL_GUARDED_BY(mu_) = 0;  // fds ever closed
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
+  const unsigned nthreads_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
 
 struct Inode {

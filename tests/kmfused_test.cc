@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -258,6 +259,64 @@ TEST_F(BackgroundTest, WithoutForegroundReturnsOnlyWhenLive) {
                                  kCommandDeadline);
     ASSERT_NO_FATAL_FAILURE(CheckLiveThenUnmount(r, t));
   }
+}
+
+int OpenFds(pid_t pid) {
+  int n = 0;
+  DIR* d = opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
+  if (d == nullptr) return -1;
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+// A daemon that forked into the background still closes the fds of the
+// inodes the kernel forgets (the passthrough closes them on helper threads,
+// which must be the child's own: threads do not survive fork()), and statfs
+// and umount do not wait on closes that never come.
+TEST_F(BackgroundTest, BackgroundDaemonClosesForgottenInodes) {
+  CommandResult r = RunCommand({KmfusedPath(), src_, mnt_}, kCommandDeadline);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  std::vector<pid_t> pids = PidsWithArg(mnt_);
+  ASSERT_EQ(pids.size(), 1u);
+  const int before = OpenFds(pids[0]);
+  constexpr int kFiles = 400;
+  for (int i = 0; i < kFiles; i++) ASSERT_TRUE(PutFile(absl::StrCat(mnt_, "/f", i), "x"));
+  const int peak = OpenFds(pids[0]);
+  // Bounded: a daemon whose closes never happen can block unlink for good.
+  auto unlinked = std::make_shared<std::atomic<int>>(0);
+  bool unlink_returned = RunWithTimeout(
+      [mnt = mnt_, unlinked] {
+        for (int i = 0; i < kFiles; i++) {
+          if (unlink(absl::StrCat(mnt, "/f", i).c_str()) == 0) ++*unlinked;
+        }
+      },
+      absl::Seconds(30));
+  if (!unlink_returned) {
+    kill(pids[0], SIGKILL);
+    ForceUnmount(mnt_);
+    FAIL() << "unlink blocked after " << unlinked->load() << " of " << kFiles << " files";
+  }
+  EXPECT_EQ(unlinked->load(), kFiles);
+  int now = peak;
+  for (int tries = 0; tries < 100 && now > before + kFiles / 4; tries++) {
+    absl::SleepFor(absl::Milliseconds(50));
+    now = OpenFds(pids[0]);
+  }
+  EXPECT_LE(now, before + kFiles / 4) << "fds before " << before << ", after creating " << peak
+                                      << ": the forgotten inodes' fds were never closed";
+  bool statfs_ok = RunWithTimeout(
+      [mnt = mnt_] {
+        struct statvfs sv;
+        statvfs(mnt.c_str(), &sv);
+      },
+      absl::Seconds(5));
+  EXPECT_TRUE(statfs_ok) << "statfs blocked";
+  CommandResult u = RunCommand({"umount", mnt_}, kCommandDeadline);
+  EXPECT_EQ(u.exit_code, 0) << Describe(u);
+  absl::StatusOr<int> rc = WaitForProcessExit(pids[0], absl::Seconds(10));
+  ASSERT_TRUE(rc.ok()) << rc.status();
+  EXPECT_EQ(*rc, 0);
 }
 
 TEST_F(BackgroundTest, WithoutForegroundFailureIsReportedByTheCommand) {
