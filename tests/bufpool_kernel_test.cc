@@ -398,7 +398,7 @@ TEST_P(ServerCase, FailedRegisterIsSurvivedOrReported) {
   const bool off = log.find("EOPNOTSUPP") != std::string::npos;
   RecordProperty("outcome", off ? "io-uring switched off, served through /dev/fuse"
                                 : "served on the rings");
-  if (off) EXPECT_NE(log.find("serving requests through /dev/fuse"), std::string::npos) << log;
+  if (off) { EXPECT_NE(log.find("serving requests through /dev/fuse"), std::string::npos) << log; }
 }
 
 // --- kmfused as a child process --------------------------------------------
@@ -429,7 +429,7 @@ class KmfusedCase : public ::testing::Test {
     absl::StatusOr<int> rc = daemon_->Stop(SIGTERM, absl::Seconds(60));
     std::string log = daemon_->Stderr();
     EXPECT_TRUE(rc.ok()) << rc.status();
-    if (rc.ok()) EXPECT_EQ(*rc, 0) << log;
+    if (rc.ok()) { EXPECT_EQ(*rc, 0) << log; }
     EXPECT_FALSE(daemon_->watchdog_fired()) << log;
     daemon_.reset();
     return log;

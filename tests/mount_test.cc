@@ -484,7 +484,7 @@ TEST(AutoTransportTest, PicksTheBestTransportTheProbeReportsAndSaysWhyBetterOnes
   const std::string line = (*d)->serving_line();
   EXPECT_EQ((*d)->transport(), best) << line;
   EXPECT_THAT(line, HasSubstr("skipped kmbuf: ")) << line;
-  if (best != "bufpool") EXPECT_THAT(line, HasSubstr("; bufpool: ")) << line;
+  if (best != "bufpool") { EXPECT_THAT(line, HasSubstr("; bufpool: ")) << line; }
   if (best == "ring-read" && !UringEnabled()) {
     EXPECT_THAT(line, HasSubstr("uring: enable_uring is off")) << line;
   }
