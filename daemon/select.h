@@ -1,5 +1,5 @@
 // Transport selection: pure logic over what the kernel offers, so every
-// branch is unit-tested without a kernel.
+// branch is unit-tested without a kernel (daemon/select_test.cc).
 #ifndef KMFUSE_DAEMON_SELECT_H_
 #define KMFUSE_DAEMON_SELECT_H_
 
