@@ -1,0 +1,470 @@
+// kmfused's command line (daemon/options.h): every flag, every -o option,
+// the values each accepts and refuses with a message naming the option, and
+// --help. Pure parsing: nothing is mounted or opened.
+#include "daemon/options.h"
+
+#include <unistd.h>
+
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kmfuse {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+absl::StatusOr<Options> Parse(std::initializer_list<std::string> args) {
+  std::vector<std::string> argv = {"kmfused"};
+  argv.insert(argv.end(), args);
+  return ParseCommandLine(argv);
+}
+
+// Parses `kmfused src mnt -o <opts>`; fails the test if it does not parse.
+Options ParseOk(const std::string& opts) {
+  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", opts});
+  EXPECT_TRUE(o.ok()) << "-o " << opts << ": " << o.status();
+  return o.ok() ? *o : Options{};
+}
+
+// The message of `kmfused src mnt -o <opts>`, which must be InvalidArgument.
+std::string ParseError(const std::string& opts) {
+  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", opts});
+  if (o.ok()) {
+    ADD_FAILURE() << "-o " << opts << " parsed";
+    return "";
+  }
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << "-o " << opts;
+  return std::string(o.status().message());
+}
+
+// --- positional arguments and flags ---
+
+TEST(OptionsTest, SourceAndMountpointWithDefaults) {
+  absl::StatusOr<Options> o = Parse({"/srv/data", "/mnt/data"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->source, "/srv/data");
+  EXPECT_EQ(o->mountpoint, "/mnt/data");
+  EXPECT_EQ(o->fs.source, "/srv/data");
+  EXPECT_EQ(o->mount.fsname, "/srv/data");  // fsname defaults to SOURCE
+  EXPECT_EQ(o->mount.subtype, "kmfused");
+  EXPECT_FALSE(o->mount.allow_other);
+  EXPECT_FALSE(o->mount.default_permissions);
+  EXPECT_FALSE(o->mount.read_only);
+  EXPECT_TRUE(o->mount.nosuid);
+  EXPECT_TRUE(o->mount.nodev);
+  EXPECT_FALSE(o->mount.noexec);
+  EXPECT_FALSE(o->mount.noatime);
+  EXPECT_FALSE(o->mount.nonempty);
+  EXPECT_EQ(o->daemon.transport, "auto");
+  EXPECT_EQ(o->daemon.queue_depth, 16u);
+  EXPECT_EQ(o->daemon.max_write, 1u << 20);
+  EXPECT_EQ(o->daemon.max_background, 64u);
+  EXPECT_EQ(o->daemon.zero_copy, -1);
+  EXPECT_FALSE(o->daemon.debug);
+  EXPECT_FALSE(o->daemon.foreground);
+  EXPECT_EQ(o->fs.cache, CacheMode::kAuto);
+  EXPECT_FALSE(o->fs.writeback_cache);
+  EXPECT_FALSE(o->fs.passthrough);
+  EXPECT_FALSE(o->fs.readonly);
+  EXPECT_TRUE(o->fs.posix_locks);
+  EXPECT_TRUE(o->fs.flock_locks);
+  EXPECT_EQ(o->fs.fd_budget, 0u);
+  EXPECT_FALSE(o->fs.run_as_caller);
+  EXPECT_FALSE(o->help);
+  EXPECT_FALSE(o->version);
+  EXPECT_FALSE(o->probe);
+}
+
+TEST(OptionsTest, ThreadsDefaultToTheOnlineCpus) {
+  absl::StatusOr<Options> o = Parse({"src", "mnt"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  EXPECT_EQ(o->daemon.threads, cpus > 0 ? static_cast<unsigned>(cpus) : 1u);
+}
+
+TEST(OptionsTest, WrongNumberOfPositionalArguments) {
+  for (auto args : std::vector<std::vector<std::string>>{{"kmfused"},
+                                                         {"kmfused", "src"},
+                                                         {"kmfused", "a", "b", "c"}}) {
+    absl::StatusOr<Options> o = ParseCommandLine(args);
+    ASSERT_FALSE(o.ok()) << args.size();
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(o.status().message(), "expected SOURCE and MOUNTPOINT, got " +
+                                        std::to_string(args.size() - 1) + " argument(s)");
+  }
+}
+
+TEST(OptionsTest, HelpVersionAndProbeNeedNoPositionalArguments) {
+  for (const char* flag : {"-h", "--help"}) {
+    absl::StatusOr<Options> o = Parse({flag});
+    ASSERT_TRUE(o.ok()) << flag << ": " << o.status();
+    EXPECT_TRUE(o->help) << flag;
+  }
+  for (const char* flag : {"-V", "--version"}) {
+    absl::StatusOr<Options> o = Parse({flag});
+    ASSERT_TRUE(o.ok()) << flag << ": " << o.status();
+    EXPECT_TRUE(o->version) << flag;
+  }
+  absl::StatusOr<Options> o = Parse({"--probe"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->probe);
+  // --help still wins over a bad positional count.
+  o = Parse({"a", "b", "c", "--help"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->help);
+}
+
+TEST(OptionsTest, ForegroundDebugAndSingleThreadFlags) {
+  absl::StatusOr<Options> o = Parse({"src", "mnt", "-f"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->daemon.foreground);
+  EXPECT_FALSE(o->daemon.debug);
+
+  o = Parse({"src", "mnt", "-d"});  // -d implies -f
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->daemon.debug);
+  EXPECT_TRUE(o->daemon.foreground);
+
+  o = Parse({"-o", "debug", "src", "mnt"});  // -o debug does not
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->daemon.debug);
+  EXPECT_FALSE(o->daemon.foreground);
+
+  o = Parse({"src", "-s", "mnt"});  // libfuse's -s: accepted, changes nothing
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->source, "src");
+  EXPECT_EQ(o->mountpoint, "mnt");
+}
+
+TEST(OptionsTest, UnknownFlagIsNamed) {
+  absl::StatusOr<Options> o = Parse({"src", "mnt", "-x"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(o.status().message(), "unknown flag '-x' (see kmfused --help)");
+  o = Parse({"--foreground", "src", "mnt"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_THAT(std::string(o.status().message()), HasSubstr("'--foreground'"));
+}
+
+// --- how -o lists are given ---
+
+TEST(OptionsTest, OptionListSeparateJoinedRepeatedAndWithEmptyItems) {
+  absl::StatusOr<Options> o =
+      Parse({"-o", "ro,noexec", "src", "-oqueue_depth=8", "mnt", "-o", ",,noatime,"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->mount.read_only);
+  EXPECT_TRUE(o->mount.noexec);
+  EXPECT_EQ(o->daemon.queue_depth, 8u);
+  EXPECT_TRUE(o->mount.noatime);
+  EXPECT_EQ(o->source, "src");
+  EXPECT_EQ(o->mountpoint, "mnt");
+}
+
+TEST(OptionsTest, MountFuse3OrderOptionsAfterPositionals) {
+  // mount.fuse3 runs `kmfused SOURCE MOUNTPOINT -o opts` for fstab entries.
+  absl::StatusOr<Options> o = Parse({"/srv", "/mnt", "-o", "rw,nodev,nosuid,defaults"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_FALSE(o->mount.read_only);
+}
+
+TEST(OptionsTest, DashOWithoutAListIsAnError) {
+  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(o.status().message(), "-o needs an option list");
+}
+
+TEST(OptionsTest, LaterOptionsOverrideEarlierOnes) {
+  Options o = ParseOk("ro,rw,queue_depth=2,queue_depth=3,transport=read,transport=uring");
+  EXPECT_FALSE(o.mount.read_only);
+  EXPECT_FALSE(o.fs.readonly);
+  EXPECT_EQ(o.daemon.queue_depth, 3u);
+  EXPECT_EQ(o.daemon.transport, "uring");
+}
+
+TEST(OptionsTest, UnknownOptionIsNamedWithItsValue) {
+  EXPECT_EQ(ParseError("bogus"), "unknown option 'bogus' (see kmfused --help)");
+  EXPECT_EQ(ParseError("ro,bogus=1"), "unknown option 'bogus=1' (see kmfused --help)");
+  // Prefixes and case variants of real options are not options.
+  EXPECT_THAT(ParseError("queue"), HasSubstr("unknown option 'queue'"));
+  EXPECT_THAT(ParseError("RO"), HasSubstr("unknown option 'RO'"));
+}
+
+TEST(OptionsTest, SourceOptionIsRefused) {
+  EXPECT_EQ(ParseError("source=/etc"), "option source: give the source directory as SOURCE");
+}
+
+// --- daemon options ---
+
+TEST(OptionsTest, TransportTakesAutoOrANameFromTheOrder) {
+  EXPECT_EQ(ParseOk("transport=auto").daemon.transport, "auto");
+  for (const char* t : kTransportOrder) {
+    EXPECT_EQ(ParseOk(std::string("transport=") + t).daemon.transport, t);
+  }
+  EXPECT_EQ(ParseError("transport=fast"),
+            "option transport=fast: expected auto, kmbuf, bufpool, uring, ring-read or read");
+  EXPECT_THAT(ParseError("transport"), StartsWith("option transport=: expected auto"));
+  EXPECT_THAT(ParseError("transport=READ"), StartsWith("option transport=READ: expected"));
+}
+
+// A numeric option: both ends of its range parse, one past each end and
+// non-numbers are refused naming the option and the range; K and M suffixes
+// multiply by 1024 and 1024*1024.
+void ExpectRange(const std::string& key, uint64_t lo, uint64_t hi,
+                 const std::function<uint64_t(const Options&)>& get) {
+  EXPECT_EQ(get(ParseOk(key + "=" + std::to_string(lo))), lo) << key;
+  EXPECT_EQ(get(ParseOk(key + "=" + std::to_string(hi))), hi) << key;
+  const std::string range = ": expected a number from " + std::to_string(lo) + " to " +
+                            std::to_string(hi);
+  for (const std::string& bad :
+       {std::to_string(lo - 1), std::to_string(hi + 1), std::string("abc"), std::string(""),
+        std::string("-1"), std::string("1.5"), std::string("K"), std::string("4G")}) {
+    EXPECT_EQ(ParseError(key + "=" + bad), "option " + key + "=" + bad + range) << bad;
+  }
+}
+
+TEST(OptionsTest, QueueDepthRange) {
+  ExpectRange("queue_depth", 1, 4096,
+              [](const Options& o) { return uint64_t{o.daemon.queue_depth}; });
+  EXPECT_EQ(ParseOk("queue_depth=4k").daemon.queue_depth, 4096u);
+  EXPECT_EQ(ParseOk("queue_depth=1K").daemon.queue_depth, 1024u);
+}
+
+TEST(OptionsTest, ThreadsRange) {
+  ExpectRange("threads", 1, 256,
+              [](const Options& o) { return uint64_t{o.daemon.threads}; });
+}
+
+TEST(OptionsTest, MaxWriteRangeAndSuffixes) {
+  ExpectRange("max_write", 4096, 1u << 20,
+              [](const Options& o) { return uint64_t{o.daemon.max_write}; });
+  EXPECT_EQ(ParseOk("max_write=4K").daemon.max_write, 4096u);
+  EXPECT_EQ(ParseOk("max_write=128k").daemon.max_write, 128u * 1024);
+  EXPECT_EQ(ParseOk("max_write=1M").daemon.max_write, 1u << 20);
+  EXPECT_EQ(ParseOk("max_write=1m").daemon.max_write, 1u << 20);
+  EXPECT_THAT(ParseError("max_write=2M"), HasSubstr("expected a number from 4096 to 1048576"));
+  EXPECT_THAT(ParseError("max_write=3K"), HasSubstr("expected a number from 4096 to 1048576"));
+}
+
+// A number whose product with its suffix wraps around 2^64 must not land
+// back inside the range: 2^54 + 16 kibibytes is 16 KiB modulo 2^64.
+TEST(OptionsTest, SuffixOverflowIsRefusedNotWrapped) {
+  EXPECT_THAT(ParseError("max_write=18014398509481988K"),
+              HasSubstr("expected a number from 4096 to 1048576"));
+  EXPECT_THAT(ParseError("queue_depth=17592186044417M"),  // 2^44 + 1 MiB: 1 MiB mod 2^64
+              HasSubstr("expected a number from 1 to 4096"));
+  EXPECT_THAT(ParseError("threads=18446744073709551617"),  // 2^64 + 1
+              HasSubstr("expected a number from 1 to 256"));
+}
+
+TEST(OptionsTest, MaxBackgroundRange) {
+  ExpectRange("max_background", 1, 65535,
+              [](const Options& o) { return uint64_t{o.daemon.max_background}; });
+}
+
+TEST(OptionsTest, ZeroCopyOnOrOff) {
+  EXPECT_EQ(ParseOk("zero_copy=on").daemon.zero_copy, 1);
+  EXPECT_EQ(ParseOk("zero_copy=off").daemon.zero_copy, 0);
+  EXPECT_EQ(ParseError("zero_copy=yes"), "option zero_copy=yes: expected on or off");
+  EXPECT_EQ(ParseError("zero_copy"), "option zero_copy=: expected on or off");
+}
+
+TEST(OptionsTest, DebugOption) {
+  EXPECT_TRUE(ParseOk("debug").daemon.debug);
+  EXPECT_EQ(ParseError("debug=1"), "option debug takes no value");
+}
+
+// --- mount options ---
+
+TEST(OptionsTest, MountFlagPairs) {
+  struct Pair {
+    const char* on;
+    const char* off;
+    bool MountFlags::*field;
+  } pairs[] = {
+      {"ro", "rw", &MountFlags::read_only},     {"nosuid", "suid", &MountFlags::nosuid},
+      {"nodev", "dev", &MountFlags::nodev},     {"noexec", "exec", &MountFlags::noexec},
+      {"noatime", "atime", &MountFlags::noatime},
+  };
+  for (const Pair& p : pairs) {
+    EXPECT_TRUE(ParseOk(std::string(p.off) + "," + p.on).mount.*p.field) << p.on;
+    EXPECT_FALSE(ParseOk(std::string(p.on) + "," + p.off).mount.*p.field) << p.off;
+    for (const char* key : {p.on, p.off}) {
+      EXPECT_EQ(ParseError(std::string(key) + "=1"), std::string("option ") + key + " takes no value");
+    }
+  }
+}
+
+TEST(OptionsTest, ReadOnlyReachesTheFilesystemToo) {
+  Options o = ParseOk("ro");
+  EXPECT_TRUE(o.mount.read_only);
+  EXPECT_TRUE(o.fs.readonly);
+  o = ParseOk("ro,rw");
+  EXPECT_FALSE(o.fs.readonly);
+}
+
+TEST(OptionsTest, SingleMountFlags) {
+  EXPECT_TRUE(ParseOk("nonempty").mount.nonempty);
+  EXPECT_TRUE(ParseOk("default_permissions").mount.default_permissions);
+  EXPECT_FALSE(ParseOk("default_permissions").fs.run_as_caller);
+  for (const char* key : {"nonempty", "default_permissions", "allow_other"}) {
+    EXPECT_EQ(ParseError(std::string(key) + "=yes"), std::string("option ") + key + " takes no value");
+  }
+}
+
+TEST(OptionsTest, AllowOtherImpliesDefaultPermissionsAndRunAsCaller) {
+  Options o = ParseOk("allow_other");
+  EXPECT_TRUE(o.mount.allow_other);
+  EXPECT_TRUE(o.mount.default_permissions);
+  EXPECT_TRUE(o.fs.run_as_caller);
+  // Even when run_as_caller is switched off explicitly: every user would
+  // otherwise act with the daemon's credentials.
+  o = ParseOk("run_as_caller=false,allow_other");
+  EXPECT_TRUE(o.fs.run_as_caller);
+  o = ParseOk("allow_other,run_as_caller=no");
+  EXPECT_TRUE(o.fs.run_as_caller);
+}
+
+TEST(OptionsTest, FsnameAndSubtype) {
+  Options o = ParseOk("fsname=backup,subtype=mirror");
+  EXPECT_EQ(o.mount.fsname, "backup");
+  EXPECT_EQ(o.mount.subtype, "mirror");
+  EXPECT_EQ(o.source, "src");  // fsname does not change the source
+  EXPECT_EQ(ParseError("fsname="), "option fsname needs a non-empty value without commas");
+  EXPECT_EQ(ParseError("fsname"), "option fsname needs a non-empty value without commas");
+}
+
+TEST(OptionsTest, FstabAndSystemdOptionsAreAcceptedAndIgnored) {
+  Options plain = ParseOk("ro");
+  for (const char* opt :
+       {"defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev", "relatime",
+        "strictatime", "sync", "async", "comment=systemd.automount", "x-systemd.automount",
+        "x-systemd.device-timeout=10", "x-gvfs-show"}) {
+    Options o = ParseOk(std::string("ro,") + opt);
+    EXPECT_EQ(o.daemon.transport, plain.daemon.transport) << opt;  // "auto" is mount(8)'s
+    EXPECT_TRUE(o.mount.read_only) << opt;
+  }
+  // Only the patterns: neighbours of ignored options are still unknown.
+  for (const char* opt : {"commentary=1", "x", "xsystemd", "default", "_netdevs"}) {
+    EXPECT_THAT(ParseError(opt), StartsWith("unknown option '")) << opt;
+  }
+}
+
+// --- passthrough filesystem options (parsed by fs/passthrough.cc) ---
+
+TEST(OptionsTest, CacheModes) {
+  EXPECT_EQ(ParseOk("cache=none").fs.cache, CacheMode::kNone);
+  EXPECT_EQ(ParseOk("cache=always,cache=auto").fs.cache, CacheMode::kAuto);
+  EXPECT_EQ(ParseOk("cache=always").fs.cache, CacheMode::kAlways);
+  EXPECT_EQ(ParseError("cache=sometimes"),
+            "option cache: expected none, auto or always, got 'sometimes'");
+}
+
+TEST(OptionsTest, BooleanFilesystemOptions) {
+  struct Bool {
+    const char* key;
+    bool PassthroughOptions::*field;
+  } bools[] = {
+      {"writeback_cache", &PassthroughOptions::writeback_cache},
+      {"passthrough", &PassthroughOptions::passthrough},
+      {"posix_locks", &PassthroughOptions::posix_locks},
+      {"flock_locks", &PassthroughOptions::flock_locks},
+      {"run_as_caller", &PassthroughOptions::run_as_caller},
+  };
+  for (const Bool& b : bools) {
+    const std::string k = b.key;
+    EXPECT_TRUE(ParseOk(k + "=0," + k).fs.*b.field) << k;  // bare means true
+    for (const char* t : {"1", "true", "yes", "on"}) {
+      EXPECT_TRUE(ParseOk(k + "=0," + k + "=" + t).fs.*b.field) << k << "=" << t;
+    }
+    for (const char* f : {"0", "false", "no", "off"}) {
+      EXPECT_FALSE(ParseOk(k + "," + k + "=" + f).fs.*b.field) << k << "=" << f;
+    }
+    EXPECT_EQ(ParseError(k + "=maybe"),
+              "option " + k + ": expected no value or true/false, got 'maybe'");
+  }
+}
+
+TEST(OptionsTest, FdBudget) {
+  EXPECT_EQ(ParseOk("fd_budget=4096").fs.fd_budget, 4096u);
+  EXPECT_EQ(ParseOk("fd_budget=0").fs.fd_budget, 0u);
+  EXPECT_EQ(ParseError("fd_budget=many"), "option fd_budget: expected a number of fds, got 'many'");
+  EXPECT_EQ(ParseError("fd_budget"), "option fd_budget: expected a number of fds, got ''");
+}
+
+// --- --help ---
+
+// The "  tag   help" rows of one section of UsageText().
+std::vector<std::string> SectionTags(const std::string& usage, const std::string& heading) {
+  std::vector<std::string> tags;
+  size_t start = usage.find(heading);
+  if (start == std::string::npos) return tags;
+  std::vector<std::string> lines = absl::StrSplit(usage.substr(start), '\n');
+  for (size_t i = 1; i < lines.size() && !lines[i].empty(); i++) {
+    absl::string_view line = lines[i];
+    if (!absl::ConsumePrefix(&line, "  ") || line.empty() || line[0] == ' ') continue;
+    tags.emplace_back(line.substr(0, line.find("  ")));
+  }
+  return tags;
+}
+
+TEST(UsageTextTest, StartsWithUsageAndEndsWithExitStatus) {
+  const std::string usage = UsageText();
+  EXPECT_THAT(usage, StartsWith("usage: kmfused SOURCE MOUNTPOINT [-o opt[,opt...]] [-f] [-d]\n"));
+  EXPECT_THAT(usage, HasSubstr("kmfused --probe"));
+  EXPECT_THAT(usage, HasSubstr("Exit status: 0 stopped cleanly"));
+  EXPECT_EQ(usage.back(), '\n');
+}
+
+TEST(UsageTextTest, ListsEveryFlagTheParserTakes) {
+  std::vector<std::string> tags = SectionTags(UsageText(), "Flags:");
+  for (const char* flag : {"-f", "-d", "-s", "-o OPT[,OPT...]", "--probe", "-h, --help",
+                           "-V, --version"}) {
+    EXPECT_THAT(tags, testing::Contains(flag));
+  }
+}
+
+// Every option --help lists is known to the parser (with some value it is
+// never "unknown option"), so the text cannot name an option that was
+// renamed or dropped.
+TEST(UsageTextTest, EveryListedMountOptionIsKnownToTheParser) {
+  std::vector<std::string> tags = SectionTags(UsageText(), "Mount options");
+  ASSERT_GE(tags.size(), 20u);
+  for (const std::string& tag : tags) {
+    for (absl::string_view alt : absl::StrSplit(tag, ", ")) {
+      std::string key(alt.substr(0, alt.find_first_of("=[")));
+      absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", key + "=1"});
+      if (o.ok()) continue;
+      EXPECT_THAT(std::string(o.status().message()), testing::Not(HasSubstr("unknown option")))
+          << tag;
+    }
+  }
+}
+
+TEST(UsageTextTest, EveryListedIgnoredOptionIsAccepted) {
+  const std::string usage = UsageText();
+  size_t at = usage.find("Accepted and ignored");
+  ASSERT_NE(at, std::string::npos);
+  size_t line = usage.find('\n', at) + 1;
+  std::string list = usage.substr(line, usage.find('\n', line) - line);
+  int n = 0;
+  for (absl::string_view pattern : absl::StrSplit(list, ' ', absl::SkipEmpty())) {
+    std::string opt(pattern);
+    if (absl::EndsWith(opt, "*")) opt.back() = 'z';  // "x-*" -> "x-z", "comment=*" -> "comment=z"
+    ParseOk(opt);
+    n++;
+  }
+  EXPECT_GE(n, 10);
+}
+
+}  // namespace
+}  // namespace kmfuse
