@@ -39,7 +39,8 @@ resdir="$("$cxx" -print-resource-dir 2>/dev/null || true)"
 inc="$work/include/kmfuse"
 mkdir -p "$inc"
 ln -sf "$root/daemon/proto/fuse_abi.h" "$inc/fuse_abi.h"
-for h in filesystem.h reply.h memfs.h sync.h; do ln -sf "$root/fs/$h" "$inc/$h"; done
+for h in filesystem.h reply.h memfs.h; do ln -sf "$root/fs/$h" "$inc/$h"; done
+ln -sf "$root/uring/base/sync.h" "$inc/sync.h"
 
 srcs=(
   tests/fuzz/fuzz_main.cc tests/fuzz/harness.cc

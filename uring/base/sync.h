@@ -12,8 +12,8 @@
 // Await semantics match absl::Mutex: the predicate is evaluated with the
 // mutex held, and re-evaluated whenever another thread releases the mutex,
 // so state the predicate reads must be guarded by this mutex.
-#ifndef KMFUSE_FS_SYNC_H_
-#define KMFUSE_FS_SYNC_H_
+#ifndef KMFUSE_BASE_SYNC_H_
+#define KMFUSE_BASE_SYNC_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -194,4 +194,4 @@ class Notification {
 
 }  // namespace kmfuse
 
-#endif  // KMFUSE_FS_SYNC_H_
+#endif  // KMFUSE_BASE_SYNC_H_
