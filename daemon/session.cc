@@ -84,8 +84,16 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Start(const Options& opts, Fil
     session->mount_->Abort();
     return s;
   }
+  // Opened while the connection is certainly ours (fusectl numbers are
+  // reused once a connection ends).
+  if (const unsigned conn = session->mount_->conn_id(); conn != 0) {
+    EnsureFusectl();
+    session->abort_fd_ = open(absl::StrCat("/sys/fs/fuse/connections/", conn, "/abort").c_str(),
+                              O_WRONLY | O_CLOEXEC);
+  }
   TransportEnv env;
   env.dev_fd = session->mount_->fd();
+  env.gate = &session->gate_;
   env.dispatcher = session->dispatcher_.get();
   env.opts = &session->opts_;
   env.max_write = session->max_write_;
@@ -219,37 +227,42 @@ bool Session::WaitFor(absl::Duration timeout) const {
   return true;
 }
 
-bool Session::WaitForEndOrIdle(absl::Duration grace) const {
-  const absl::Time deadline = absl::Now() + grace;
-  int idle_reads = 0;
-  while (!transport_->Done()) {
-    if (absl::Now() >= deadline) return false;
-    // Requests the kernel has not seen answered; -1 when fusectl is absent.
-    const int waiting = mount_->Waiting();
-    idle_reads = waiting == 0 ? idle_reads + 1 : 0;
-    if (idle_reads >= 2) return transport_->Done();
-    absl::SleepFor(absl::Milliseconds(waiting == 0 ? 20 : 5));
+void Session::AbortConnection() {
+  if (abort_fd_ >= 0) {
+    // Bound to this connection's fusectl inode: a no-op once it ended, even
+    // if a new connection got the same number since.
+    ssize_t n = write(abort_fd_, "1", 1);
+    if (n == 1) return;
   }
-  return true;
+  mount_->Abort();
 }
 
 absl::Status Session::Stop(absl::Duration grace) {
   MutexLock l(&stop_mu_);
   if (stopped_) return stop_status_;
   stopped_ = true;
+  const absl::Time deadline = absl::Now() + grace;
   if (transport_->Done()) {
     mount_->DetachIfStillOurs();
   } else {
     mount_->Unmount();
   }
-  if (!WaitForEndOrIdle(grace)) {
-    // Files are still open on the detached mount (or the kernel is slow to
-    // tear down) and nothing is in flight, or the grace is over: end the
-    // connection so every queue sees it.
-    mount_->Abort();
-    if (!WaitFor(absl::Seconds(10))) {
-      fprintf(stderr, "kmfused: queues did not stop 10 s after abort; still waiting\n");
-    }
+  // From here no request reaches the filesystem; those it has run to their
+  // reply, bounded by the grace.
+  gate_.Quiesce();
+  while (gate_.in_flight() != 0 && !transport_->Done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  if (!transport_->Done()) {
+    // Files are still open on the detached mount (or the kernel is still
+    // tearing it down): end the connection. Requests still in the kernel,
+    // and those held by the gate, fail with the kernel's abort error.
+    AbortConnection();
+  }
+  // The held requests' buffers go back to their queues, which can then end.
+  gate_.ReleaseHeld();
+  if (!WaitFor(absl::Seconds(10))) {
+    fprintf(stderr, "kmfused: queues did not stop 10 s after abort; still waiting\n");
   }
   transport_->Join();
   if (std::string stats = transport_->Stats(); !stats.empty()) {
@@ -262,6 +275,7 @@ absl::Status Session::Stop(absl::Duration grace) {
 
 Session::~Session() {
   if (transport_ != nullptr) Stop().IgnoreError();
+  if (abort_fd_ >= 0) close(abort_fd_);
 }
 
 void Session::OnDestroy() {}

@@ -9,8 +9,12 @@
 //
 // Ending: an external umount / fusermount3 -u / fusectl abort ends the
 // connection, every queue sees it and exits, Done() turns true. Stop() does
-// the same from inside: unmount, wait a grace period for the kernel to end
-// the connection (it does not while files are open), then abort it.
+// the same from inside: unmount; quiesce the RequestGate every transport
+// asks before dispatching (request_gate.h), so requests arriving from then
+// on never reach the filesystem; let the requests the filesystem already
+// has run to their reply (at most `grace`); then, if files kept the
+// connection alive, abort it. Under continuous load Stop takes as long as
+// the slowest request in the filesystem, not the grace.
 #ifndef KMFUSE_DAEMON_SESSION_H_
 #define KMFUSE_DAEMON_SESSION_H_
 
@@ -25,6 +29,7 @@
 #include "daemon/mount.h"
 #include "daemon/options.h"
 #include "daemon/proto/dispatch.h"
+#include "daemon/request_gate.h"
 #include "daemon/select.h"
 #include "daemon/transport.h"
 #include "daemon/uring_queue.h"
@@ -59,13 +64,15 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   bool Done() const { return transport_->Done(); }
   // Blocks until the connection ended or the timeout passed; true if ended.
   bool WaitFor(absl::Duration timeout) const;
-  // As WaitFor, but also returns (false) once no request is in flight.
-  bool WaitForEndOrIdle(absl::Duration grace) const;
-  // Unmounts; if the connection outlives that (files still open on the
-  // detached mount), aborts it as soon as no request is in flight (fusectl's
-  // `waiting` at 0 twice, 20 ms apart) or at the latest after `grace`; joins
-  // every thread and runs FileSystem::Destroy. Idempotent. Returns the first
-  // fatal transport error, if any.
+  // Unmounts and quiesces the gate: a request that arrives from then on is
+  // held undispatched. Waits until every request already dispatched has had
+  // its reply handed to the kernel (a Reply the filesystem keeps past its
+  // method included), at most `grace`. If the connection outlives the
+  // unmount (files still open on the detached mount), aborts it through
+  // fusectl: requests the kernel still holds, and the held ones, fail with
+  // its abort error (ECONNABORTED; callers may see ENOTCONN afterwards).
+  // Then joins every thread and runs FileSystem::Destroy. Idempotent.
+  // Returns the first fatal transport error, if any.
   absl::Status Stop(absl::Duration grace = absl::Seconds(2));
 
   // SessionHooks
@@ -84,6 +91,8 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
  private:
   Session(const Options& opts, FileSystem* fs) : opts_(opts), fs_(fs) {}
   absl::Status Handshake(KernelOffer offer);
+  // fusectl abort of this connection (through abort_fd_ when it is open).
+  void AbortConnection();
   absl::Status Notify(int32_t code, const struct iovec* iov, int cnt);
 
   Options opts_;
@@ -94,6 +103,10 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   uint32_t max_pages_ = 0;
   uint32_t proto_minor_ = 0;
   std::unique_ptr<proto::Dispatcher> dispatcher_;
+  // Outlives transport_ (whose queues use it).
+  RequestGate gate_;
+  // /sys/fs/fuse/connections/N/abort, opened at Start; -1 if unavailable.
+  int abort_fd_ = -1;
   std::unique_ptr<Transport> transport_;
   Mutex stop_mu_;
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;

@@ -10,6 +10,12 @@
 // exits and Done() becomes true. Join() waits for that. The session ends the
 // connection (unmount, then fusectl abort if needed); transports never need a
 // separate stop signal, so there is exactly one shutdown path.
+//
+// Stopping under load: every transport asks the session's RequestGate
+// (TransportEnv::gate) before it dispatches a request and reports when the
+// reply reached the kernel (request_gate.h). Once the session quiesces the
+// gate, requests that arrive are held undispatched until the abort fails
+// them in the kernel; those already dispatched run to their reply first.
 #ifndef KMFUSE_DAEMON_TRANSPORT_H_
 #define KMFUSE_DAEMON_TRANSPORT_H_
 
@@ -25,6 +31,7 @@
 #include "kmfuse/sync.h"
 #include "daemon/options.h"
 #include "daemon/proto/dispatch.h"
+#include "daemon/request_gate.h"
 
 namespace kmfuse {
 
@@ -34,6 +41,7 @@ struct TransportEnv {
   const Options* opts = nullptr;
   uint32_t max_write = 0;                 // negotiated (the kernel's value)
   uint32_t max_pages = 0;                 // the kernel's (FUSE_MAX_PAGES or its default)
+  RequestGate* gate = nullptr;            // the session's; nullptr: admit everything
 };
 
 class Transport {

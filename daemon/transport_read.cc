@@ -36,6 +36,8 @@ class Slot final : public DevSlotSink {
   ~Slot() override { munmap(mem_, size_); }
   char* mem() const { return mem_; }
   size_t size() const { return size_; }
+  // Set while the request in the slot was admitted by the session's gate.
+  void set_admitted(bool a) { admitted_ = a; }
 
  protected:
   void Released() override;
@@ -44,12 +46,13 @@ class Slot final : public DevSlotSink {
   Worker* worker_;
   char* mem_;
   size_t size_;
+  bool admitted_ = false;
 };
 
 class Worker {
  public:
-  Worker(int fd, bool owns_fd, size_t slot_size, proto::Dispatcher* d)
-      : fd_(fd), owns_fd_(owns_fd), slot_size_(slot_size), dispatcher_(d) {}
+  Worker(int fd, bool owns_fd, size_t slot_size, proto::Dispatcher* d, RequestGate* gate)
+      : fd_(fd), owns_fd_(owns_fd), slot_size_(slot_size), dispatcher_(d), gate_(gate) {}
   ~Worker() {
     if (owns_fd_) close(fd_);
   }
@@ -87,6 +90,9 @@ class Worker {
         continue;
       }
       slot->Arm(fd_, slot->mem(), slot->size(), view.in.unique);
+      // A stopping session holds the request undispatched until the abort.
+      if (gate_ != nullptr && !gate_->Admit(slot)) continue;
+      slot->set_admitted(gate_ != nullptr);
       dispatcher_->Dispatch(view, slot);
     }
   }
@@ -95,6 +101,7 @@ class Worker {
     MutexLock l(&mu_);
     free_.push_back(s);
   }
+  RequestGate* gate() const { return gate_; }
 
  private:
   Slot* Acquire() {
@@ -115,6 +122,7 @@ class Worker {
   bool owns_fd_;
   size_t slot_size_;
   proto::Dispatcher* dispatcher_;
+  RequestGate* gate_;
   Mutex mu_;
   std::vector<Slot*> free_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Slot>> all_ ABSL_GUARDED_BY(mu_);
@@ -125,7 +133,12 @@ Slot::Slot(Worker* w, size_t size) : worker_(w), size_(size) {
       mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
 }
 
-void Slot::Released() { worker_->Return(this); }
+void Slot::Released() {
+  const bool admitted = admitted_;
+  admitted_ = false;
+  worker_->Return(this);
+  if (admitted) worker_->gate()->Done();
+}
 
 class ReadTransport final : public Transport {
  public:
@@ -152,7 +165,7 @@ class ReadTransport final : public Transport {
         }
         owns = true;
       }
-      workers_.push_back(std::make_unique<Worker>(fd, owns, slot, env_.dispatcher));
+      workers_.push_back(std::make_unique<Worker>(fd, owns, slot, env_.dispatcher, env_.gate));
     }
     for (auto& w : workers_) {
       Worker* worker = w.get();

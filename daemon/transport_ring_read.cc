@@ -38,6 +38,8 @@ class RingReadQueue;
 class BidSink final : public DevSlotSink {
  public:
   BidSink(RingReadQueue* q, uint16_t bid) : queue_(q), bid_(bid) {}
+  // Set while the request in the buffer was admitted by the session's gate.
+  void set_admitted(bool a) { admitted_ = a; }
 
  protected:
   void Released() override;
@@ -45,12 +47,14 @@ class BidSink final : public DevSlotSink {
  private:
   RingReadQueue* queue_;
   uint16_t bid_;
+  bool admitted_ = false;
 };
 
 class RingReadQueue {
  public:
-  RingReadQueue(int fd, unsigned entries, size_t slot_size, proto::Dispatcher* d)
-      : fd_(fd), entries_(entries), slot_size_(slot_size), dispatcher_(d) {}
+  RingReadQueue(int fd, unsigned entries, size_t slot_size, proto::Dispatcher* d,
+                RequestGate* gate)
+      : fd_(fd), entries_(entries), slot_size_(slot_size), dispatcher_(d), gate_(gate) {}
   ~RingReadQueue() {
     buffers_.reset();
     ring_.reset();
@@ -119,6 +123,8 @@ class RingReadQueue {
     return fatal;
   }
 
+  RequestGate* gate() const { return gate_; }
+
   void Recycle(uint16_t bid) {
     {
       MutexLock l(&recycle_mu_);
@@ -151,6 +157,9 @@ class RingReadQueue {
       return;
     }
     sink->Arm(fd_, slot, slot_size_, view.in.unique);
+    // A stopping session holds the request undispatched until the abort.
+    if (gate_ != nullptr && !gate_->Admit(sink)) return;
+    sink->set_admitted(gate_ != nullptr);
     dispatcher_->Dispatch(view, sink);
   }
 
@@ -176,6 +185,7 @@ class RingReadQueue {
   unsigned entries_;
   size_t slot_size_;
   proto::Dispatcher* dispatcher_;
+  RequestGate* gate_;
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> buffers_;
   std::vector<std::unique_ptr<BidSink>> sinks_;
@@ -188,7 +198,12 @@ class RingReadQueue {
   std::thread::id thread_id_;
 };
 
-void BidSink::Released() { queue_->Recycle(bid_); }
+void BidSink::Released() {
+  const bool admitted = admitted_;
+  admitted_ = false;
+  queue_->Recycle(bid_);
+  if (admitted) queue_->gate()->Done();
+}
 
 unsigned RoundUpPow2(unsigned n) {
   unsigned p = 1;
@@ -215,7 +230,8 @@ class RingReadTransport final : public Transport {
       if (fd < 0) {
         return absl::InternalError(absl::StrCat("FUSE_DEV_IOC_CLONE failed: ", strerror(-fd)));
       }
-      auto q = std::make_unique<RingReadQueue>(fd, entries_, slot_size_, env_.dispatcher);
+      auto q = std::make_unique<RingReadQueue>(fd, entries_, slot_size_, env_.dispatcher,
+                                               env_.gate);
       queues_.push_back(std::move(q));
     }
     std::atomic<unsigned> ready{0};

@@ -122,6 +122,7 @@ class UringTransport final : public Transport {
       cfg.fuse_fd = env_.dev_fd;
       cfg.pin_cpu = cpus[q];
       cfg.zero_copy_ready = &zero_copy_ready_;
+      cfg.gate = env_.gate;
       queues_.push_back(std::make_unique<UringQueue>(cfg, policies_(), env_.dispatcher));
     }
     for (auto& q : queues_) {

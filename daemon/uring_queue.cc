@@ -479,6 +479,10 @@ void UringQueue::QueueCommitSqe(UringEntry* e) {
   }
   e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
   policy_->PrepCommit(sqe, cfg_.fuse_fd, *e, e->index());
+  if (e->admitted_) {
+    e->admitted_ = false;
+    gate_unsubmitted_++;
+  }
 }
 
 void UringQueue::ArmMailbox() {
@@ -618,6 +622,9 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     view.split = false;
   }
   if (view.in.unique != e->commit_id_) e->commit_id_ = view.in.unique;
+  // A stopping session holds the request undispatched until the abort.
+  if (cfg_.gate != nullptr && !cfg_.gate->Admit(e)) return;
+  e->admitted_ = cfg_.gate != nullptr;
   Deliver(e);
 }
 
@@ -682,6 +689,16 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
   }
   live_ = cfg_.entries;
   ArmMailbox();
+  if (cfg_.gate != nullptr) {
+    // A quiescing session wakes the thread so the commits it queued get
+    // submitted and reported (the thread may sleep in io_uring_enter).
+    const int wake_fd = mailbox_fd_;
+    cfg_.gate->AddWaker([wake_fd] {
+      uint64_t one = 1;
+      ssize_t n = write(wake_fd, &one, sizeof(one));
+      (void)n;
+    });
+  }
   int rc = ring_->Submit();
   if (registered) registered->fetch_add(1);
   if (rc < 0) return absl::InternalError(absl::StrCat("io_uring_enter: ", strerror(-rc)));
@@ -689,7 +706,18 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
   // The completion loop: submit pending commits and wait, then handle every
   // ready completion (res and flags copied first by Reap).
   while (live_ > 0) {
+    const unsigned submitting = gate_unsubmitted_;
+    gate_unsubmitted_ = 0;
     rc = ring_->SubmitAndWait(1);
+    if (cfg_.gate != nullptr) {
+      // rc >= 0: every queued SQE was submitted (a COMMIT_AND_FETCH hands its
+      // reply to the kernel at submission).
+      if (rc >= 0) {
+        cfg_.gate->Done(submitting);
+      } else {
+        gate_unsubmitted_ += submitting;
+      }
+    }
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
       return absl::InternalError(absl::StrCat("queue ", cfg_.qid, ": io_uring_enter: ", strerror(-rc)));
     }

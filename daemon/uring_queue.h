@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "kmfuse/sync.h"
 #include "daemon/proto/dispatch.h"
+#include "daemon/request_gate.h"
 #include "kmfuse/fuse_abi.h"
 #include "kmfuse/reply.h"
 #include "uring/io_ring.h"
@@ -109,6 +110,9 @@ class UringEntry final : public ReplySink {
   // The fd operation in flight for this entry.
   FdOp op_ = FdOp::kNone;
   bool start_op_ = false;  // mailbox: start op_ instead of committing
+  // The current request was admitted by the session's gate; its commit is
+  // reported to the gate once submitted.
+  bool admitted_ = false;
   int read_fd_ = -1;
   std::shared_ptr<const void> read_pin_;  // keeps read_fd_ open
   uint64_t read_off_ = 0;
@@ -263,6 +267,10 @@ struct UringQueueConfig {
   // Set by the transport once every queue of the connection is a zero-copy
   // queue (the kernel refuses FOPEN_IO_URING_ZERO_COPY otherwise).
   const std::atomic<bool>* zero_copy_ready = nullptr;
+  // The session's gate (request_gate.h): asked before a request is
+  // dispatched, told when its COMMIT_AND_FETCH was submitted. nullptr:
+  // every request is dispatched.
+  RequestGate* gate = nullptr;
 };
 
 // Data-path counters of a queue (monotonic, relaxed).
@@ -325,6 +333,8 @@ class UringQueue {
   std::unique_ptr<uring::IoRing> ring_;
   std::vector<std::unique_ptr<UringEntry>> entries_;
   unsigned live_ = 0;
+  // Commits of admitted requests queued since the last submission.
+  unsigned gate_unsubmitted_ = 0;
   std::thread::id thread_id_;
   absl::Status fatal_;
   std::atomic<uint64_t> requests_{0};
