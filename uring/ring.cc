@@ -84,6 +84,11 @@ absl::StatusOr<std::unique_ptr<Ring>> Ring::Create(const RingOptions& options) {
     return internal::ErrnoStatus(ret, what);
   }
   ring->setup_flags_ = ring->ring_.flags;
+  if (options.register_ring_fd) {
+    // liburing switches its enter calls to the registered index on success
+    // (1 = one fd registered); any failure leaves the plain fd in use.
+    ring->ring_fd_registered_ = io_uring_register_ring_fd(&ring->ring_) == 1;
+  }
   return ring;
 }
 

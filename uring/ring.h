@@ -39,6 +39,16 @@ struct RingOptions {
   bool defer_taskrun = false;
   bool coop_taskrun = false;
   bool best_effort = true;  // drop single_issuer/defer/coop on EINVAL and retry
+  // Register the ring's own fd with the creating thread
+  // (IORING_REGISTER_RING_FDS): every io_uring_enter of that thread then
+  // skips the fd table lookup and its reference count (an atomic pair per
+  // enter in a multi-threaded process). Only the creating thread may submit
+  // and wait through the registered index, so only ask for it with
+  // single_issuer. Refused (older kernels) it is silently not used;
+  // ring_fd_registered() says what happened. A ring destroyed on another
+  // thread stays referenced by the creator's registration until that thread
+  // exits (the kernel drops registrations at exit).
+  bool register_ring_fd = false;
 };
 
 // "SQE128|SINGLE_ISSUER" style rendering of io_uring setup flags ("none" for 0).
@@ -72,6 +82,8 @@ class Ring final : public IoRing {
 
   // Setup flags actually in use (after any best-effort fallback).
   unsigned setup_flags() const { return setup_flags_; }
+  // True when io_uring_enter goes through the registered ring fd.
+  bool ring_fd_registered() const { return ring_fd_registered_; }
   // Entries of the SQ as granted by the kernel.
   unsigned sq_entries() const { return ring_.sq.ring_entries; }
 
@@ -86,6 +98,7 @@ class Ring final : public IoRing {
 
   struct io_uring ring_ {};
   unsigned setup_flags_ = 0;
+  bool ring_fd_registered_ = false;
 };
 
 }  // namespace kmfuse::uring

@@ -168,6 +168,35 @@ TEST(RingTest, SingleIssuerDeferTaskrunNopRoundTrip) {
   EXPECT_EQ(n, 1u);
 }
 
+TEST(RingTest, RegisteredRingFdRoundTrips) {
+  RingOptions o;
+  o.single_issuer = true;
+  o.defer_taskrun = true;
+  o.register_ring_fd = true;
+  REQUIRE_RING(ring, o);
+  if (!ring->ring_fd_registered()) {
+    GTEST_SKIP() << "the kernel refused IORING_REGISTER_RING_FDS";
+  }
+  // Enter calls go through the registered index; waits, timeouts, reaping
+  // and io_uring_register (which keeps the real fd) all still work.
+  for (uint64_t i = 0; i < 3; i++) {
+    io_uring_sqe* sqe = ring->GetSqe();
+    ASSERT_NE(sqe, nullptr);
+    io_uring_prep_nop(sqe);
+    sqe->user_data = 40 + i;
+    ASSERT_EQ(ring->SubmitAndWait(1), 1);
+    unsigned n = ring->Reap([&](const Completion& c) { EXPECT_EQ(c.user_data, 40 + i); });
+    EXPECT_EQ(n, 1u);
+  }
+  EXPECT_EQ(ring->SubmitAndWaitTimeout(1, 1'000'000), -ETIME);
+  io_uring_buf_reg reg;
+  std::memset(&reg, 0, sizeof(reg));
+  reg.bgid = 78;
+  EXPECT_EQ(ring->RegisterRaw(kUnregisterPbufRing, &reg, 1), -ENOENT);
+  REQUIRE_RING(plain, RingOptions{});
+  EXPECT_FALSE(plain->ring_fd_registered());
+}
+
 TEST(RingTest, RegisterRawReportsErrno) {
   REQUIRE_RING(ring, RingOptions{});
   // Unregistering a buffer group that was never registered.
