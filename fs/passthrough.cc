@@ -247,6 +247,13 @@ uint64_t PassthroughFs::AttrTimeout() const {
   return 0;
 }
 
+void PassthroughFs::InvalidateCachedAttrs(uint64_t ino) {
+  FileSystemHost* host = host_.load();
+  if (host == nullptr || AttrTimeout() == 0) return;
+  // ENOENT: the kernel holds no inode for it, so nothing is cached.
+  host->NotifyInvalInode(ino, -1, 0).IgnoreError();
+}
+
 void PassthroughFs::FillTimeouts(abi::fuse_entry_out* e) const {
   e->entry_valid = AttrTimeout();
   e->attr_valid = AttrTimeout();
@@ -539,6 +546,19 @@ void PassthroughFs::Rename(const RequestContext& /*ctx*/, uint64_t parent, std::
   if (renameat2(p.fd(), std::string(name).c_str(), np.fd(), std::string(newname).c_str(),
                 flags) != 0) {
     return r.Error(errno);
+  }
+  // A rename only marks the moved inode's cached ctime stale in the kernel
+  // (and the other one's with RENAME_EXCHANGE): invalidate them as Setxattr
+  // does. Their ids come from a lookup given back at once.
+  if (AttrTimeout() > 0) {
+    auto invalidate = [&](int dir_fd, std::string_view n) {
+      abi::fuse_entry_out e;
+      if (LookupAt(dir_fd, std::string(n), &e) != 0) return;
+      InvalidateCachedAttrs(e.nodeid);
+      inodes_->Forget(e.nodeid, 1);
+    };
+    invalidate(np.fd(), newname);
+    if ((flags & RENAME_EXCHANGE) != 0) invalidate(p.fd(), name);
   }
   r.Empty();
 }

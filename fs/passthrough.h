@@ -213,6 +213,10 @@ class PassthroughFs final : public FileSystem {
   int EntryFromPathFd(int fd, abi::fuse_entry_out* out);
   void FillTimeouts(abi::fuse_entry_out* e) const;
   uint64_t AttrTimeout() const;
+  // With attributes cached (attr timeout > 0): FUSE_NOTIFY_INVAL_INODE for
+  // attributes only, before the reply of a change whose reply carries no
+  // attributes (see Setxattr in passthrough_xattr.cc).
+  void InvalidateCachedAttrs(uint64_t ino);
   // Wraps fd in a handle and answers fuse_open_out fields (passthrough, cache).
   int MakeFileHandle(int fd, passthrough_internal::InodeRef inode, int flags,
                      abi::fuse_open_out* out);

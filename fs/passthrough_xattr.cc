@@ -30,6 +30,13 @@ void PassthroughFs::Setxattr(const RequestContext& /*ctx*/, uint64_t ino, std::s
                static_cast<int>(flags)) != 0) {
     return r.Error(errno);
   }
+  // The kernel answers these by only marking the cached ctime stale (no
+  // attr_version bump), so a GETATTR answered before the change and
+  // delivered after it would be cached as current for the attr timeout. An
+  // inode invalidation sent before the reply bumps attr_version: the kernel
+  // then drops every answer computed before it (docs/kernel-interfaces.md,
+  // "Attribute cache"; tests/fault/ctime_test.cc).
+  InvalidateCachedAttrs(ino);
   r.Empty();
 }
 
@@ -75,6 +82,7 @@ void PassthroughFs::Removexattr(const RequestContext& /*ctx*/, uint64_t ino,
   if (removexattr(ProcPath(i.fd()).c_str(), std::string(name).c_str()) != 0) {
     return r.Error(errno);
   }
+  InvalidateCachedAttrs(ino);  // as in Setxattr
   r.Empty();
 }
 
