@@ -35,7 +35,7 @@ void PassthroughFs::Setxattr(const RequestContext& /*ctx*/, uint64_t ino, std::s
   // delivered after it would be cached as current for the attr timeout. An
   // inode invalidation sent before the reply bumps attr_version: the kernel
   // then drops every answer computed before it (docs/kernel-interfaces.md,
-  // "Attribute cache"; tests/fault/ctime_test.cc).
+  // section 8; tests/fault/ctime_test.cc).
   InvalidateCachedAttrs(ino);
   r.Empty();
 }
