@@ -1,9 +1,10 @@
 // Server on a real mount, once per transport: replies answered later from
 // another thread, and replies the filesystem drops.
 //
-// The test process reads its own mount, so every mount gets a watchdog that
-// aborts the connection (fusectl) after a deadline: a stuck server fails the
-// test instead of hanging it. Every fd on the mount is closed before Stop().
+// The test process reads its own mount, so every mount gets a
+// ConnectionWatchdog that aborts the connection (fusectl) after a deadline:
+// a stuck server fails the test instead of hanging it. Every fd on the mount
+// is closed before Stop().
 #include "kmfuse/server.h"
 
 #include <errno.h>
@@ -28,33 +29,19 @@
 #include "daemon/session.h"
 #include "gtest/gtest.h"
 #include "kmfuse/memfs.h"
+#include "kmfuse/testing/forwarding_fs.h"
 #include "kmfuse/testing/fs_testing.h"
+#include "kmfuse/testing/pattern.h"
+#include "tests/testing/daemon_process.h"
 
 namespace kmfuse {
 namespace {
 
+using itest::ConnectionWatchdog;
+using testing::ForwardingFs;
 using testing::FsDriver;
+using testing::Pattern;
 using testing::TempDir;
-
-// Aborts connection `conn` if not disarmed (destroyed) within `deadline`.
-class Watchdog {
- public:
-  Watchdog(unsigned conn, absl::Duration deadline)
-      : thread_([this, conn, deadline] {
-          if (disarmed_.WaitForNotificationWithTimeout(deadline)) return;
-          fprintf(stderr, "watchdog: aborting FUSE connection %u after %s\n", conn,
-                  absl::FormatDuration(deadline).c_str());
-          AbortConnection(conn);
-        }) {}
-  ~Watchdog() {
-    disarmed_.Notify();
-    thread_.join();
-  }
-
- private:
-  Notification disarmed_;
-  std::thread thread_;
-};
 
 // Runs each job on one of two threads after `delay`.
 class DelayedReplier {
@@ -121,11 +108,12 @@ class DelayedReplier {
   std::vector<std::thread> threads_;
 };
 
-// Forwards to a MemFs. Read and Getattr are answered from a DelayedReplier
-// thread; Read of node `drop_read_ino` drops its Reply unanswered.
-class TestFs final : public FileSystem {
+// A MemFs whose Read and Getattr are answered from a DelayedReplier thread;
+// Read of node `drop_read_ino` drops its Reply unanswered. Every other call
+// goes straight to the MemFs.
+class TestFs final : public ForwardingFs {
  public:
-  explicit TestFs(MemFs* inner) : inner_(inner) {}
+  using ForwardingFs::ForwardingFs;
 
   std::atomic<uint64_t> async_reads{0}, async_getattrs{0};
   std::atomic<uint64_t> drop_read_ino{0};
@@ -134,29 +122,14 @@ class TestFs final : public FileSystem {
   void DrainReplies() { replier_->Drain(); }
   void StopReplier() { replier_.reset(); }
 
-  absl::Status Init(ConnectionInfo& conn) override { return inner_->Init(conn); }
-  void Destroy() override { inner_->Destroy(); }
-  void Lookup(const RequestContext& ctx, uint64_t parent, std::string_view name,
-              Reply r) override {
-    inner_->Lookup(ctx, parent, name, std::move(r));
-  }
-  void Forget(uint64_t ino, uint64_t nlookup) override { inner_->Forget(ino, nlookup); }
   void Getattr(const RequestContext& ctx, uint64_t ino, std::optional<uint64_t> fh,
                Reply r) override {
     // Everything the answer needs is copied: the request's buffer is only
     // guaranteed until the Reply is answered, the arguments until we return.
     replier_->Post([this, ctx, ino, fh, r = std::make_shared<Reply>(std::move(r))] {
       if (replier_->OnReplierThread()) async_getattrs++;
-      inner_->Getattr(ctx, ino, fh, std::move(*r));
+      ForwardingFs::Getattr(ctx, ino, fh, std::move(*r));
     });
-  }
-  void Setattr(const RequestContext& ctx, uint64_t ino, const abi::fuse_setattr_in& in,
-               Reply r) override {
-    inner_->Setattr(ctx, ino, in, std::move(r));
-  }
-  void Open(const RequestContext& ctx, uint64_t ino, const abi::fuse_open_in& in,
-            Reply r) override {
-    inner_->Open(ctx, ino, in, std::move(r));
   }
   void Read(const RequestContext& ctx, uint64_t ino, const abi::fuse_read_in& in,
             Reply r) override {
@@ -164,55 +137,14 @@ class TestFs final : public FileSystem {
     abi::fuse_read_in copy = in;
     replier_->Post([this, ctx, ino, copy, r = std::make_shared<Reply>(std::move(r))] {
       if (replier_->OnReplierThread()) async_reads++;
-      inner_->Read(ctx, ino, copy, std::move(*r));
+      ForwardingFs::Read(ctx, ino, copy, std::move(*r));
     });
-  }
-  void Flush(const RequestContext& ctx, uint64_t ino, const abi::fuse_flush_in& in,
-             Reply r) override {
-    inner_->Flush(ctx, ino, in, std::move(r));
-  }
-  void Release(const RequestContext& ctx, uint64_t ino, const abi::fuse_release_in& in,
-               Reply r) override {
-    inner_->Release(ctx, ino, in, std::move(r));
-  }
-  void Opendir(const RequestContext& ctx, uint64_t ino, const abi::fuse_open_in& in,
-               Reply r) override {
-    inner_->Opendir(ctx, ino, in, std::move(r));
-  }
-  void Readdir(const RequestContext& ctx, uint64_t ino, const abi::fuse_read_in& in, bool plus,
-               Reply r) override {
-    inner_->Readdir(ctx, ino, in, plus, std::move(r));
-  }
-  void Releasedir(const RequestContext& ctx, uint64_t ino, const abi::fuse_release_in& in,
-                  Reply r) override {
-    inner_->Releasedir(ctx, ino, in, std::move(r));
-  }
-  void Statfs(const RequestContext& ctx, uint64_t ino, Reply r) override {
-    inner_->Statfs(ctx, ino, std::move(r));
-  }
-  void Access(const RequestContext& ctx, uint64_t ino, uint32_t mask, Reply r) override {
-    inner_->Access(ctx, ino, mask, std::move(r));
-  }
-  void Getxattr(const RequestContext& ctx, uint64_t ino, std::string_view name, uint32_t size,
-                Reply r) override {
-    inner_->Getxattr(ctx, ino, name, size, std::move(r));
   }
 
  private:
-  MemFs* inner_;
   std::unique_ptr<DelayedReplier> replier_ =
       std::make_unique<DelayedReplier>(absl::Milliseconds(2));
 };
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed;
-  for (char& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
 
 class ServerTransportTest : public ::testing::TestWithParam<const char*> {
  protected:
@@ -248,7 +180,8 @@ class ServerTransportTest : public ::testing::TestWithParam<const char*> {
     server_ = std::move(*s);
     EXPECT_EQ(server_->transport(), GetParam()) << server_->SelectionLog();
     ASSERT_NE(server_->connection_id(), 0u);
-    watchdog_ = std::make_unique<Watchdog>(server_->connection_id(), absl::Seconds(60));
+    watchdog_ =
+        std::make_unique<ConnectionWatchdog>(server_->connection_id(), absl::Seconds(60));
   }
 
   void TearDown() override {
@@ -268,7 +201,7 @@ class ServerTransportTest : public ::testing::TestWithParam<const char*> {
   std::unique_ptr<MemFs> memfs_;
   std::unique_ptr<TestFs> fs_;
   std::unique_ptr<Server> server_;
-  std::unique_ptr<Watchdog> watchdog_;
+  std::unique_ptr<ConnectionWatchdog> watchdog_;
   std::string big_;
   uint64_t lost_ino_ = 0;
 };

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "kmfuse/testing/status_macros.h"
 
 namespace kmfuse::testing {
 
@@ -20,15 +21,6 @@ using ::testing::IsEmpty;
 namespace {
 
 constexpr uint64_t kRoot = abi::FUSE_ROOT_ID;
-
-#define ASSERT_OK_AND_ASSIGN_IMPL(var, expr, tmp) \
-  auto tmp = (expr);                              \
-  ASSERT_TRUE(tmp.ok()) << tmp.status();          \
-  var = std::move(*tmp)
-#define KM_CONCAT2(a, b) a##b
-#define KM_CONCAT(a, b) KM_CONCAT2(a, b)
-#define ASSERT_OK_AND_ASSIGN(var, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(var, expr, KM_CONCAT(status_or_, __LINE__))
 
 }  // namespace
 

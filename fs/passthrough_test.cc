@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kmfuse/testing/fs_testing.h"
+#include "kmfuse/testing/status_macros.h"
 
 namespace kmfuse {
 namespace {
@@ -32,15 +33,6 @@ using ::kmfuse::testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kRoot = abi::FUSE_ROOT_ID;
-
-#define ASSERT_OK_AND_ASSIGN_IMPL(var, expr, tmp) \
-  auto tmp = (expr);                              \
-  ASSERT_TRUE(tmp.ok()) << tmp.status();          \
-  var = std::move(*tmp)
-#define KM_CONCAT2(a, b) a##b
-#define KM_CONCAT(a, b) KM_CONCAT2(a, b)
-#define ASSERT_OK_AND_ASSIGN(var, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(var, expr, KM_CONCAT(status_or_, __LINE__))
 
 void WriteHostFile(const std::string& path, const std::string& content) {
   std::ofstream f(path, std::ios::binary);

@@ -30,12 +30,13 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "daemon/mount.h"
 #include "kmfuse/fuse_abi.h"
 #include "kmfuse/memfs.h"
 #include "kmfuse/server.h"
 #include "kmfuse/sync.h"
+#include "kmfuse/testing/forwarding_fs.h"
 #include "kmfuse/testing/fs_testing.h"
+#include "kmfuse/testing/pattern.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/file_io.h"
 #include "tests/uring_raw.h"
@@ -44,48 +45,17 @@
 namespace kmfuse {
 namespace {
 
+using itest::ConnectionWatchdog;
 using itest::DaemonProcess;
 using itest::TransportAvailable;
 using testing::FsDriver;
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed;
-  for (char& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
-// Aborts connection `conn` unless destroyed within `deadline`.
-class Watchdog {
- public:
-  Watchdog(unsigned conn, absl::Duration deadline)
-      : thread_([this, conn, deadline] {
-          if (disarmed_.WaitForNotificationWithTimeout(deadline)) return;
-          fprintf(stderr, "watchdog: aborting FUSE connection %u after %s\n", conn,
-                  absl::FormatDuration(deadline).c_str());
-          fired_ = true;
-          AbortConnection(conn);
-        }) {}
-  ~Watchdog() {
-    disarmed_.Notify();
-    thread_.join();
-  }
-  bool fired() const { return fired_.load(); }
-
- private:
-  Notification disarmed_;
-  std::atomic<bool> fired_{false};
-  std::thread thread_;
-};
+using testing::Pattern;
 
 // A MemFs seen through a filesystem that may clear INIT flags, keeps the
 // host for notifications and records what NotifyRetrieve brought back.
-class ForwardFs final : public FileSystem {
+class ForwardFs final : public testing::ForwardingFs {
  public:
-  explicit ForwardFs(MemFs* inner) : inner_(inner) {}
+  using ForwardingFs::ForwardingFs;
 
   uint64_t clear_want = 0;  // INIT flags Init() takes away from the daemon's choice
   FileSystemHost* host = nullptr;
@@ -103,12 +73,11 @@ class ForwardFs final : public FileSystem {
   }
 
   absl::Status Init(ConnectionInfo& conn) override {
-    absl::Status s = inner_->Init(conn);
+    absl::Status s = ForwardingFs::Init(conn);
     conn.want &= ~clear_want;
     host = conn.host;
     return s;
   }
-  void Destroy() override { inner_->Destroy(); }
   void Retrieved(uint64_t cookie, uint64_t ino, uint64_t offset,
                  absl::Span<const char> data) override {
     MutexLock l(&mu_);
@@ -116,67 +85,8 @@ class ForwardFs final : public FileSystem {
     retrieval_ = {cookie, ino, offset, std::string(data.data(), data.size())};
     retrieved_.Notify();
   }
-  void Lookup(const RequestContext& c, uint64_t p, std::string_view n, Reply r) override {
-    inner_->Lookup(c, p, n, std::move(r));
-  }
-  void Forget(uint64_t ino, uint64_t n) override { inner_->Forget(ino, n); }
-  void Getattr(const RequestContext& c, uint64_t ino, std::optional<uint64_t> fh,
-               Reply r) override {
-    inner_->Getattr(c, ino, fh, std::move(r));
-  }
-  void Setattr(const RequestContext& c, uint64_t ino, const abi::fuse_setattr_in& in,
-               Reply r) override {
-    inner_->Setattr(c, ino, in, std::move(r));
-  }
-  void Open(const RequestContext& c, uint64_t ino, const abi::fuse_open_in& in,
-            Reply r) override {
-    inner_->Open(c, ino, in, std::move(r));
-  }
-  void Create(const RequestContext& c, uint64_t p, std::string_view n,
-              const abi::fuse_create_in& in, Reply r) override {
-    inner_->Create(c, p, n, in, std::move(r));
-  }
-  void Read(const RequestContext& c, uint64_t ino, const abi::fuse_read_in& in,
-            Reply r) override {
-    inner_->Read(c, ino, in, std::move(r));
-  }
-  void Write(const RequestContext& c, uint64_t ino, const abi::fuse_write_in& in,
-             absl::Span<const char> data, Reply r) override {
-    inner_->Write(c, ino, in, data, std::move(r));
-  }
-  void Flush(const RequestContext& c, uint64_t ino, const abi::fuse_flush_in& in,
-             Reply r) override {
-    inner_->Flush(c, ino, in, std::move(r));
-  }
-  void Release(const RequestContext& c, uint64_t ino, const abi::fuse_release_in& in,
-               Reply r) override {
-    inner_->Release(c, ino, in, std::move(r));
-  }
-  void Fsync(const RequestContext& c, uint64_t ino, uint64_t fh, bool datasync,
-             Reply r) override {
-    inner_->Fsync(c, ino, fh, datasync, std::move(r));
-  }
-  void Opendir(const RequestContext& c, uint64_t ino, const abi::fuse_open_in& in,
-               Reply r) override {
-    inner_->Opendir(c, ino, in, std::move(r));
-  }
-  void Readdir(const RequestContext& c, uint64_t ino, const abi::fuse_read_in& in, bool plus,
-               Reply r) override {
-    inner_->Readdir(c, ino, in, plus, std::move(r));
-  }
-  void Releasedir(const RequestContext& c, uint64_t ino, const abi::fuse_release_in& in,
-                  Reply r) override {
-    inner_->Releasedir(c, ino, in, std::move(r));
-  }
-  void Statfs(const RequestContext& c, uint64_t ino, Reply r) override {
-    inner_->Statfs(c, ino, std::move(r));
-  }
-  void Access(const RequestContext& c, uint64_t ino, uint32_t mask, Reply r) override {
-    inner_->Access(c, ino, mask, std::move(r));
-  }
 
  private:
-  MemFs* inner_;
   Mutex mu_;
   Retrieval retrieval_ ABSL_GUARDED_BY(mu_);
   Notification retrieved_;
@@ -210,7 +120,8 @@ class ServerCase : public ::testing::TestWithParam<const char*> {
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
     ASSERT_EQ(server_->transport(), GetParam()) << server_->SelectionLog();
-    watchdog_ = std::make_unique<Watchdog>(server_->connection_id(), absl::Seconds(120));
+    watchdog_ =
+        std::make_unique<ConnectionWatchdog>(server_->connection_id(), absl::Seconds(120));
   }
   void TearDown() override {
     if (server_ != nullptr) {
@@ -227,7 +138,7 @@ class ServerCase : public ::testing::TestWithParam<const char*> {
   std::unique_ptr<MemFs> memfs_;
   std::unique_ptr<ForwardFs> fs_;
   std::unique_ptr<Server> server_;
-  std::unique_ptr<Watchdog> watchdog_;
+  std::unique_ptr<ConnectionWatchdog> watchdog_;
 };
 
 // Issue 12 point 1: the answer to NotifyRetrieve (NOTIFY_REPLY) travels the
@@ -349,7 +260,7 @@ TEST_P(ServerCase, FailedRegisterIsSurvivedOrReported) {
   int injector_fd = dup(dev);
   ASSERT_GE(injector_fd, 0);
   const unsigned conn = itest::FuseConnectionAt(mnt_.path());
-  Watchdog guard(conn, absl::Seconds(120));
+  ConnectionWatchdog guard(conn, absl::Seconds(120));
 
   // The bad REGISTER: a payload iovec of 16 bytes is below any kernel's
   // minimum (EINVAL); EAGAIN until INIT is answered.

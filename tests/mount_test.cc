@@ -27,24 +27,15 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kmfuse/testing/pattern.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/file_io.h"
 
 namespace kmfuse::itest {
 namespace {
 
+using ::kmfuse::testing::Pattern;
 using ::testing::HasSubstr;
-
-// Deterministic content: byte i of a file with seed s.
-std::string Pattern(size_t size, uint32_t seed) {
-  std::string s(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < size; i++) {
-    if (i % 4 == 0) x = x * 1664525u + 1013904223u;
-    s[i] = static_cast<char>(x >> (8 * (i % 4)));
-  }
-  return s;
-}
 
 
 // Compares big strings without printing megabytes on failure.

@@ -19,6 +19,7 @@
 #include "kmfuse/sync.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kmfuse/testing/pattern.h"
 #include "tests/model_harness.h"
 
 namespace kmfuse::testing {
@@ -58,12 +59,6 @@ HarnessOptions Options(const Variant& v, unsigned entries = 4) {
   o.policy = v.policy;
   o.entries = entries;
   return o;
-}
-
-std::string Pattern(size_t n, int seed) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i++) s[i] = static_cast<char>((i * 131 + seed * 7) & 0xff);
-  return s;
 }
 
 class UringModelTest : public ::testing::TestWithParam<Variant> {};

@@ -310,14 +310,4 @@ uint64_t EnvNumber(const char* name, uint64_t fallback) {
   return n;
 }
 
-std::string Pattern(size_t size, uint32_t seed) {
-  std::string s(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < size; i++) {
-    if (i % 4 == 0) x = x * 1664525u + 1013904223u;
-    s[i] = static_cast<char>(x >> (8 * (i % 4)));
-  }
-  return s;
-}
-
 }  // namespace kmfuse::conformance

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "kmfuse/testing/pattern.h"
 #include "tests/testing/daemon_process.h"
 
 namespace kmfuse::conformance {
@@ -137,8 +138,8 @@ std::string TransportSkipReason(const std::string& transport);
 // Reads an environment variable as a positive number, or fallback.
 uint64_t EnvNumber(const char* name, uint64_t fallback);
 
-// Deterministic bytes for tests: byte i of the stream for seed.
-std::string Pattern(size_t size, uint32_t seed);
+// Deterministic bytes for tests (kmfuse/testing/pattern.h).
+using ::kmfuse::testing::Pattern;
 
 }  // namespace kmfuse::conformance
 

@@ -44,7 +44,7 @@ TEST_P(BackingTest, FullSourceGivesEnospcAndKeepsServing) {
 
   int fd = open((mnt_ + "/big").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0) << strerror(errno);
-  std::string block = Pattern(1, 0, 64 << 10);
+  std::string block = PatternAt(1, 0, 64 << 10);
   uint64_t written = 0;
   int err = 0;
   while (written < (8u << 20)) {

@@ -48,13 +48,14 @@ class CrashTest : public TransportTest {
   // Files written, fsync'ed and closed before the fault: must survive it.
   void WriteSyncedFiles(int n) {
     for (int i = 0; i < n; i++) {
-      ASSERT_TRUE(WriteFileSynced(absl::StrCat(mnt_, "/synced-", i), Pattern(i, 0, 256 << 10)));
+      ASSERT_TRUE(
+          WriteFileSynced(absl::StrCat(mnt_, "/synced-", i), PatternAt(i, 0, 256 << 10)));
     }
   }
   void ExpectSyncedFiles(const std::string& dir, int n) {
     for (int i = 0; i < n; i++) {
       std::string got = ReadFile(absl::StrCat(dir, "/synced-", i));
-      EXPECT_TRUE(got == Pattern(i, 0, 256 << 10)) << dir << "/synced-" << i << ": " << got.substr(0, 80);
+      EXPECT_TRUE(got == PatternAt(i, 0, 256 << 10)) << dir << "/synced-" << i << ": " << got.substr(0, 80);
     }
   }
   std::unique_ptr<WriterPool> StartWriters() {

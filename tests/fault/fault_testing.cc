@@ -55,27 +55,6 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> TransportTest::Start(std::vector<
   return d;
 }
 
-void FillPattern(uint32_t seed, uint64_t off, char* buf, size_t len) {
-  // One 64-bit mix per aligned 8-byte word, so a byte depends only on
-  // (seed, offset).
-  for (size_t i = 0; i < len;) {
-    uint64_t pos = off + i;
-    uint64_t word = pos / 8;
-    uint64_t x = word * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull + 1;
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    for (size_t b = pos % 8; b < 8 && i < len; b++, i++) buf[i] = static_cast<char>(x >> (8 * b));
-  }
-}
-
-std::string Pattern(uint32_t seed, uint64_t off, size_t len) {
-  std::string s(len, '\0');
-  FillPattern(seed, off, s.data(), len);
-  return s;
-}
-
-
 ::testing::AssertionResult HasPatternPrefix(const std::string& path, uint32_t seed, uint64_t len) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ::testing::AssertionFailure() << "open " << path << ": " << strerror(errno);

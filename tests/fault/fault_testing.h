@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "kmfuse/testing/pattern.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/file_io.h"
 
@@ -51,15 +52,15 @@ class TransportTest : public ::testing::TestWithParam<std::string> {
   std::string mnt_ = dir_.Mkdir("mnt");
 };
 
-// Deterministic content: the byte at file offset off of stream seed.
-// Depends on the offset only, so any prefix can be checked on its own.
-void FillPattern(uint32_t seed, uint64_t off, char* buf, size_t len);
-std::string Pattern(uint32_t seed, uint64_t off, size_t len);
+// Deterministic content (kmfuse/testing/pattern.h): the byte at file offset
+// off of stream seed, so any prefix can be checked on its own.
+using ::kmfuse::testing::FillPattern;
+using ::kmfuse::testing::PatternAt;
 
-// The first len bytes of path equal Pattern(seed, 0, len).
+// The first len bytes of path equal PatternAt(seed, 0, len).
 ::testing::AssertionResult HasPatternPrefix(const std::string& path, uint32_t seed, uint64_t len);
 
-// One writer thread appending Pattern(seed) to its file through the mount,
+// One writer thread appending PatternAt(seed, ...) to its file through the mount,
 // fsync'ing every fsync_every bytes. Durable bytes are those covered by a
 // successful fsync: they must survive anything the daemon does.
 struct WriterState {

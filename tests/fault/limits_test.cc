@@ -134,7 +134,7 @@ TEST_P(LimitsTest, LargeMaxWriteDeepQueue) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_THAT((*d)->Stderr(), HasSubstr("max_write 1024 KiB"));
   Figure("daemon_rss_kib_idle", ReadProcFigures((*d)->pid()).rss_kib);
-  std::string data = Pattern(7, 0, 16 << 20);
+  std::string data = PatternAt(7, 0, 16 << 20);
   int fd = open((mnt_ + "/big").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0) << strerror(errno);
   for (size_t off = 0; off < data.size(); off += 1 << 20) {

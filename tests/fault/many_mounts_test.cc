@@ -56,7 +56,7 @@ TEST_P(ManyMountsTest, SixteenAtOnce) {
   }
   Figure("start_16_ms", absl::ToDoubleMilliseconds(absl::Now() - t0));
   for (int i = 0; i < kMounts; i++) {
-    std::string data = Pattern(i, 0, 128 << 10);
+    std::string data = PatternAt(i, 0, 128 << 10);
     std::string path = absl::StrCat(daemons[i]->mountpoint(), "/f");
     ASSERT_TRUE(WriteFileSynced(path, data)) << "instance " << i;
     EXPECT_TRUE(ReadFile(path) == data) << "instance " << i;
@@ -64,7 +64,8 @@ TEST_P(ManyMountsTest, SixteenAtOnce) {
   }
   // Each mount shows only its own file: no cross-talk between connections.
   for (int i = 0; i < kMounts; i++) {
-    EXPECT_TRUE(ReadFile(absl::StrCat(daemons[i]->mountpoint(), "/f")) == Pattern(i, 0, 128 << 10));
+    EXPECT_TRUE(ReadFile(absl::StrCat(daemons[i]->mountpoint(), "/f")) ==
+                PatternAt(i, 0, 128 << 10));
   }
   t0 = absl::Now();
   for (auto& d : daemons) kill(d->pid(), SIGTERM);

@@ -206,6 +206,20 @@ absl::Status TransportAvailable(const std::string& name) {
   return absl::FailedPreconditionError(absl::StrCat("kmfused --probe does not list transport ", name));
 }
 
+ConnectionWatchdog::ConnectionWatchdog(unsigned conn, absl::Duration deadline)
+    : thread_([this, conn, deadline] {
+        if (disarmed_.WaitForNotificationWithTimeout(deadline)) return;
+        fprintf(stderr, "watchdog: aborting FUSE connection %u after %s\n", conn,
+                absl::FormatDuration(deadline).c_str());
+        fired_ = true;
+        AbortConnection(conn);
+      }) {}
+
+ConnectionWatchdog::~ConnectionWatchdog() {
+  disarmed_.Notify();
+  thread_.join();
+}
+
 bool RunWithTimeout(std::function<void()> fn, absl::Duration deadline) {
   struct State {
     Mutex mu;

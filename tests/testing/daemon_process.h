@@ -15,6 +15,9 @@
 //                detaches the mount, which unblocks any file operation the
 //                test has in flight (they fail with ENOTCONN). The destructor
 //                does the same teardown unconditionally and reaps the child.
+// ConnectionWatchdog aborts a FUSE connection (fusectl) unless destroyed
+//                within a deadline: for tests that mount a Server in their
+//                own process, where a stuck server would hang the test.
 // RunWithTimeout runs a function on a helper thread with a deadline.
 // RunCommand     runs a command with a deadline, capturing stdout/stderr.
 //
@@ -25,8 +28,8 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -82,6 +85,25 @@ inline const std::vector<std::string>& RealTransports() {
   static const std::vector<std::string> kAll = {"bufpool", "uring", "ring-read", "read"};
   return kAll;
 }
+
+// Aborts FUSE connection `conn` through fusectl unless destroyed within
+// `deadline`, so every request pending on it fails and the test goes on to
+// report the hang. Destroy it before tearing the mount down.
+class ConnectionWatchdog {
+ public:
+  ConnectionWatchdog(unsigned conn, absl::Duration deadline);
+  ~ConnectionWatchdog();
+  ConnectionWatchdog(const ConnectionWatchdog&) = delete;
+  ConnectionWatchdog& operator=(const ConnectionWatchdog&) = delete;
+
+  // True once the deadline passed and the connection was aborted.
+  bool fired() const { return fired_.load(); }
+
+ private:
+  Notification disarmed_;
+  std::atomic<bool> fired_{false};
+  std::thread thread_;
+};
 
 // Runs fn on a helper thread; true if it returned within deadline. On
 // timeout the thread is detached and stays blocked until whatever blocks it
