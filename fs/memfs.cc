@@ -308,6 +308,27 @@ void MemFs::MaybeFreeLocked(const std::shared_ptr<Inode>& node) {
   Uncharge(freed);
 }
 
+uint64_t MemFs::NewHandle(uint64_t ino) {
+  const uint64_t fh = next_fh_.fetch_add(1);
+  MutexLock l(&handles_mu_);
+  handles_[fh] = ino;
+  return fh;
+}
+
+bool MemFs::IsHandleOf(uint64_t fh, uint64_t ino) const {
+  MutexLock l(&handles_mu_);
+  auto it = handles_.find(fh);
+  return it != handles_.end() && it->second == ino;
+}
+
+bool MemFs::EndHandle(uint64_t fh, uint64_t ino) {
+  MutexLock l(&handles_mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end() || it->second != ino) return false;
+  handles_.erase(it);
+  return true;
+}
+
 void MemFs::DropOpen(uint64_t ino) {
   WriterMutexLock l(&mu_);
   std::shared_ptr<Inode> node = FindLocked(ino);
@@ -719,7 +740,7 @@ void MemFs::Open(const RequestContext&, uint64_t ino, const abi::fuse_open_in& i
     }
   }
   abi::fuse_open_out out{};
-  out.fh = next_fh_.fetch_add(1);
+  out.fh = NewHandle(ino);
   r.Open(out);
 }
 
@@ -761,7 +782,7 @@ void MemFs::Create(const RequestContext& ctx, uint64_t parent, std::string_view 
   }();
   if (err != 0) return r.Error(err);
   abi::fuse_open_out o{};
-  o.fh = next_fh_.fetch_add(1);
+  o.fh = NewHandle(e.nodeid);
   r.Create(e, o);
 }
 
@@ -772,6 +793,7 @@ void MemFs::Read(const RequestContext&, uint64_t ino, const abi::fuse_read_in& i
   if (node == nullptr) return r.Error(ENOENT);
   if (node->is_dir()) return r.Error(EISDIR);
   if (!node->is_reg()) return r.Error(EINVAL);
+  if (!IsHandleOf(in.fh, ino)) return r.Error(EBADF);
   size_t n = 0;
   bool dead;
   {
@@ -796,6 +818,7 @@ void MemFs::Write(const RequestContext&, uint64_t ino, const abi::fuse_write_in&
   if (node == nullptr) return r.Error(ENOENT);
   if (node->is_dir()) return r.Error(EISDIR);
   if (!node->is_reg()) return r.Error(EINVAL);
+  if (!IsHandleOf(in.fh, ino)) return r.Error(EBADF);
   if (off > kMaxOffset || size > kMaxOffset - off) return r.Error(EFBIG);
   const int err = [&]() -> int {
     MutexLock l(&node->mu);
@@ -821,7 +844,9 @@ void MemFs::Flush(const RequestContext&, uint64_t ino, const abi::fuse_flush_in&
   r.Error(Find(ino) == nullptr ? ENOENT : 0);
 }
 
-void MemFs::Release(const RequestContext&, uint64_t ino, const abi::fuse_release_in&, Reply r) {
+void MemFs::Release(const RequestContext&, uint64_t ino, const abi::fuse_release_in& in,
+                    Reply r) {
+  if (!EndHandle(in.fh, ino)) return r.Error(EBADF);
   DropOpen(ino);
   r.Empty();
 }
@@ -896,7 +921,7 @@ void MemFs::Opendir(const RequestContext&, uint64_t ino, const abi::fuse_open_in
   }
   if (err != 0) return r.Error(err);
   abi::fuse_open_out out{};
-  out.fh = next_fh_.fetch_add(1);
+  out.fh = NewHandle(ino);
   r.Open(out);
 }
 
@@ -947,8 +972,9 @@ void MemFs::Readdir(const RequestContext&, uint64_t ino, const abi::fuse_read_in
   r.Ok(used);
 }
 
-void MemFs::Releasedir(const RequestContext&, uint64_t ino, const abi::fuse_release_in&,
+void MemFs::Releasedir(const RequestContext&, uint64_t ino, const abi::fuse_release_in& in,
                        Reply r) {
+  if (!EndHandle(in.fh, ino)) return r.Error(EBADF);
   DropOpen(ino);
   r.Empty();
 }

@@ -12,6 +12,11 @@
 //   them) or open handles (Open/Create/Opendir take one; Release/Releasedir
 //   drop it). When all three reach zero its memory and its share of the
 //   capacity are returned at once. The root is never freed.
+// - File handles: Open/Create/Opendir hand out a new fh each (never reused).
+//   Read and Write need a live handle of that inode, EBADF otherwise (after
+//   the node checks: ENOENT, EISDIR, EINVAL come first). Release and
+//   Releasedir of an unknown handle answer EBADF and drop nothing. Other
+//   calls that carry an fh do not look at it.
 // - Capacity: file contents, symlink targets and xattr names+values are
 //   charged against MemFsOptions::capacity_bytes; inodes against max_inodes.
 //   An operation that would exceed either fails with ENOSPC and changes
@@ -191,6 +196,17 @@ class MemFs final : public FileSystem {
   const MemFsOptions options_;
   std::atomic<uint64_t> used_bytes_{0};
   std::atomic<uint64_t> next_fh_{1};
+
+  // Live handles: fh -> node id. A leaf lock, never held while taking mu_
+  // or an inode lock.
+  mutable Mutex handles_mu_;
+  absl::flat_hash_map<uint64_t, uint64_t> handles_ ABSL_GUARDED_BY(handles_mu_);
+  // A new handle of `ino`.
+  uint64_t NewHandle(uint64_t ino) ABSL_LOCKS_EXCLUDED(handles_mu_);
+  // True if fh is a live handle of `ino`.
+  bool IsHandleOf(uint64_t fh, uint64_t ino) const ABSL_LOCKS_EXCLUDED(handles_mu_);
+  // Forgets handle fh of `ino`; false if it was not one.
+  bool EndHandle(uint64_t fh, uint64_t ino) ABSL_LOCKS_EXCLUDED(handles_mu_);
 
   mutable SharedMutex mu_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<Inode>> inodes_ ABSL_GUARDED_BY(mu_);

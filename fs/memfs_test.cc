@@ -21,102 +21,50 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kmfuse/testing/fs_testing.h"
 
 namespace kmfuse {
 namespace {
 
+using ::kmfuse::testing::Dirent;
 using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAreArray;
 
 constexpr uint64_t kRoot = abi::FUSE_ROOT_ID;
 
-// A ReplySink over an aligned buffer the size of a kernel request buffer
-// (64 KiB of payload plus room for the op headers). Records how the request
-// was answered.
-class TestSink final : public ReplySink {
+// One request's answer, recorded by the shared CaptureSink over a buffer the
+// size of a kernel request buffer (64 KiB of payload plus room for the op
+// headers).
+class TestSink {
  public:
-  static constexpr size_t kPayload = 64 * 1024;
-  static constexpr size_t kHeadroom = 4096;
-  static constexpr size_t kAlign = 64;
+  static constexpr size_t kCapacity = 64 * 1024 + 4096;
 
-  TestSink() : storage_(kPayload + kHeadroom + kAlign) {
-    uintptr_t p = reinterpret_cast<uintptr_t>(storage_.data());
-    area_ = storage_.data() + ((kAlign - p % kAlign) % kAlign);
-  }
-
+  // A Reply for the next request (the previous answer is forgotten).
   Reply NewReply(uint32_t opcode) {
-    committed_ = dropped_ = false;
-    error_ = 0;
-    len_ = 0;
-    return Reply(this, ++unique_, opcode);
+    sink_.Reset();
+    return Reply(&sink_, ++unique_, opcode);
   }
-
-  absl::Span<char> ArgArea() override { return {area_, kPayload + kHeadroom}; }
-  void Commit(int32_t error, size_t len) override {
-    EXPECT_FALSE(committed_ || dropped_) << "answered twice";
-    committed_ = true;
-    error_ = error;
-    len_ = len;
-  }
-  void Drop() override { dropped_ = true; }
 
   // The positive errno of the answer (0 for success); -1 if never answered.
-  int err() const { return committed_ ? -error_ : -1; }
-  bool dropped() const { return dropped_; }
-  size_t len() const { return len_; }
-  const char* data() const { return area_; }
-  std::string bytes() const { return std::string(area_, len_); }
+  int err() const {
+    EXPECT_LE(sink_.answers(), 1) << "answered twice";
+    return sink_.answered() && !sink_.dropped() ? sink_.error() : -1;
+  }
+  bool dropped() const { return sink_.dropped(); }
+  std::string bytes() const { return sink_.args(); }
   template <typename T>
   T As() const {
+    const std::string b = bytes();
     T v{};
-    EXPECT_EQ(len_, sizeof(T));
-    std::memcpy(&v, area_, std::min(len_, sizeof(T)));
+    EXPECT_EQ(b.size(), sizeof(T));
+    std::memcpy(&v, b.data(), std::min(b.size(), sizeof(T)));
     return v;
   }
 
  private:
-  std::vector<char> storage_;
-  char* area_;
+  testing::CaptureSink sink_{kCapacity};
   uint64_t unique_ = 0;
-  bool committed_ = false;
-  bool dropped_ = false;
-  int32_t error_ = 0;
-  size_t len_ = 0;
 };
-
-struct Dirent {
-  std::string name;
-  uint64_t ino;
-  uint64_t off;
-  uint32_t type;
-  abi::fuse_entry_out entry;  // READDIRPLUS only
-};
-
-std::vector<Dirent> ParseDirents(const char* p, size_t len, bool plus) {
-  std::vector<Dirent> out;
-  size_t pos = 0;
-  while (pos < len) {
-    Dirent d{};
-    abi::fuse_dirent de;
-    size_t head = plus ? sizeof(abi::fuse_direntplus) : sizeof(abi::fuse_dirent);
-    if (plus) {
-      abi::fuse_direntplus dp;
-      std::memcpy(&dp, p + pos, sizeof(dp));
-      d.entry = dp.entry_out;
-      de = dp.dirent;
-    } else {
-      std::memcpy(&de, p + pos, sizeof(de));
-    }
-    d.name.assign(p + pos + head, de.namelen);
-    d.ino = de.ino;
-    d.off = de.off;
-    d.type = de.type;
-    out.push_back(d);
-    pos += abi::FuseDirentAlign(head + de.namelen);
-  }
-  EXPECT_EQ(pos, len);
-  return out;
-}
 
 timespec Now() {
   timespec ts;
@@ -252,10 +200,13 @@ class MemFsTest : public ::testing::Test {
     in.mode = mode;
     fs_->Create(ctx_, parent, name, in, s.NewReply(abi::FUSE_CREATE));
     if (s.err() == 0) {
-      EXPECT_EQ(s.len(), sizeof(abi::fuse_entry_out) + sizeof(abi::fuse_open_out));
-      abi::fuse_open_out o;
-      if (e != nullptr) std::memcpy(e, s.data(), sizeof(*e));
-      std::memcpy(&o, s.data() + sizeof(abi::fuse_entry_out), sizeof(o));
+      const std::string b = s.bytes();
+      EXPECT_EQ(b.size(), sizeof(abi::fuse_entry_out) + sizeof(abi::fuse_open_out));
+      abi::fuse_open_out o{};
+      if (e != nullptr) std::memcpy(e, b.data(), std::min(b.size(), sizeof(*e)));
+      if (b.size() >= sizeof(abi::fuse_entry_out) + sizeof(o)) {
+        std::memcpy(&o, b.data() + sizeof(abi::fuse_entry_out), sizeof(o));
+      }
       if (fh != nullptr) *fh = o.fh;
     }
     return s.err();
@@ -274,9 +225,21 @@ class MemFsTest : public ::testing::Test {
     fs_->Releasedir(ctx_, ino, in, s.NewReply(abi::FUSE_RELEASEDIR));
     return s.err();
   }
+  // Write and Read open a handle of their own around the request (MemFs
+  // checks it); an inode Open refuses gives Open's errno, which is the one
+  // Write or Read would give (ENOENT, EISDIR, EINVAL).
   int Write(uint64_t ino, uint64_t off, std::string_view data, uint32_t write_flags = 0) {
+    uint64_t fh = 0;
+    if (int err = Open(ino, O_WRONLY, &fh); err != 0) return err;
+    int err = WriteFh(ino, fh, off, data, write_flags);
+    EXPECT_EQ(Release(ino, fh), 0);
+    return err;
+  }
+  int WriteFh(uint64_t ino, uint64_t fh, uint64_t off, std::string_view data,
+              uint32_t write_flags = 0) {
     TestSink s;
     abi::fuse_write_in in{};
+    in.fh = fh;
     in.offset = off;
     in.size = static_cast<uint32_t>(data.size());
     in.write_flags = write_flags;
@@ -288,8 +251,16 @@ class MemFsTest : public ::testing::Test {
     return s.err();
   }
   int Read(uint64_t ino, uint64_t off, uint32_t size, std::string* out) {
+    uint64_t fh = 0;
+    if (int err = Open(ino, O_RDONLY, &fh); err != 0) return err;
+    int err = ReadFh(ino, fh, off, size, out);
+    EXPECT_EQ(Release(ino, fh), 0);
+    return err;
+  }
+  int ReadFh(uint64_t ino, uint64_t fh, uint64_t off, uint32_t size, std::string* out) {
     TestSink s;
     abi::fuse_read_in in{};
+    in.fh = fh;
     in.offset = off;
     in.size = size;
     fs_->Read(ctx_, ino, in, s.NewReply(abi::FUSE_READ));
@@ -309,8 +280,11 @@ class MemFsTest : public ::testing::Test {
     fs_->Readdir(ctx_, ino, in, plus,
                  s.NewReply(plus ? abi::FUSE_READDIRPLUS : abi::FUSE_READDIR));
     if (s.err() == 0) {
-      EXPECT_LE(s.len(), size);
-      *out = ParseDirents(s.data(), s.len(), plus);
+      const std::string b = s.bytes();
+      EXPECT_LE(b.size(), size);
+      absl::StatusOr<std::vector<Dirent>> d = testing::ParseDirents(b, plus);
+      EXPECT_TRUE(d.ok()) << d.status();
+      *out = d.ok() ? *d : std::vector<Dirent>{};
     }
     return s.err();
   }
@@ -522,6 +496,42 @@ TEST_F(MemFsTest, OpenInodeOutlivesUnlinkAndForget) {
   EXPECT_EQ(Release(f, fh), 0);
   EXPECT_EQ(Getattr(f), ENOENT);
   EXPECT_EQ(Read(f, 0, 100, &got), ENOENT);
+}
+
+TEST_F(MemFsTest, ReadAndWriteNeedALiveHandleOfTheInode) {
+  abi::fuse_entry_out e;
+  uint64_t fh = 0;
+  ASSERT_EQ(Create(kRoot, "f", O_RDWR, 0644, &e, &fh), 0);
+  const uint64_t f = e.nodeid;
+  const uint64_t g = File(kRoot, "g");
+  uint64_t gfh = 0;
+  ASSERT_EQ(Open(g, O_RDWR, &gfh), 0);
+  std::string got;
+  EXPECT_EQ(WriteFh(f, fh, 0, "abc"), 0);
+  EXPECT_EQ(ReadFh(f, fh, 0, 10, &got), 0);
+  EXPECT_EQ(got, "abc");
+  EXPECT_EQ(WriteFh(f, 0xdead'beef, 0, "x"), EBADF);
+  EXPECT_EQ(ReadFh(f, 0xdead'beef, 0, 10, &got), EBADF);
+  EXPECT_EQ(WriteFh(f, gfh, 0, "x"), EBADF);  // another inode's handle
+  EXPECT_EQ(ReadFh(f, gfh, 0, 10, &got), EBADF);
+  EXPECT_EQ(ReadFh(g, gfh, 0, 10, &got), 0);
+  // Releasing an unknown handle drops nothing: the open unlinked inode stays.
+  ASSERT_EQ(Unlink(kRoot, "f"), 0);
+  fs_->Forget(f, 1);
+  EXPECT_EQ(Release(f, gfh), EBADF);
+  EXPECT_EQ(Release(f, 0xdead'beef), EBADF);
+  EXPECT_EQ(Getattr(f), 0);
+  EXPECT_EQ(Release(f, fh), 0);
+  EXPECT_EQ(Getattr(f), ENOENT);
+  EXPECT_EQ(Release(f, fh), EBADF);  // released twice
+  EXPECT_EQ(Release(g, gfh), 0);
+  EXPECT_EQ(ReadFh(g, gfh, 0, 10, &got), EBADF);  // released
+  uint64_t d = Dir(kRoot, "d"), dfh = 0;
+  ASSERT_EQ(Opendir(d, &dfh), 0);
+  EXPECT_EQ(Releasedir(d, dfh + 1000), EBADF);
+  EXPECT_EQ(Releasedir(g, dfh), EBADF);
+  EXPECT_EQ(Releasedir(d, dfh), 0);
+  EXPECT_EQ(Releasedir(d, dfh), EBADF);
 }
 
 TEST_F(MemFsTest, RemovedDirectoryStaysUntilForgottenButTakesNoEntries) {
@@ -736,13 +746,13 @@ TEST_F(MemFsTest, ReaddirplusTakesLookupReferences) {
   for (uint64_t ino : inos) fs_->Forget(ino, 1);  // drop the Mknod references
   std::vector<Dirent> ents = ReadDirAll(d, /*plus=*/true);
   ASSERT_EQ(ents.size(), 22u);
-  EXPECT_EQ(ents[0].entry.nodeid, 0u);  // "." and ".." carry no reference
-  EXPECT_EQ(ents[1].entry.nodeid, 0u);
+  EXPECT_EQ(ents[0].entry->nodeid, 0u);  // "." and ".." carry no reference
+  EXPECT_EQ(ents[1].entry->nodeid, 0u);
   for (size_t i = 2; i < ents.size(); ++i) {
-    EXPECT_EQ(ents[i].entry.nodeid, inos[i - 2]);
-    EXPECT_EQ(ents[i].entry.attr.ino, inos[i - 2]);
-    EXPECT_EQ(ents[i].entry.attr.mode, S_IFREG | 0644u);
-    EXPECT_EQ(ents[i].entry.entry_valid, 1u);
+    EXPECT_EQ(ents[i].entry->nodeid, inos[i - 2]);
+    EXPECT_EQ(ents[i].entry->attr.ino, inos[i - 2]);
+    EXPECT_EQ(ents[i].entry->attr.mode, S_IFREG | 0644u);
+    EXPECT_EQ(ents[i].entry->entry_valid, 1u);
   }
   // Unlinked, each inode is now held only by the READDIRPLUS reference.
   for (int i = 0; i < 20; ++i) ASSERT_EQ(Unlink(d, absl::StrCat("f", i)), 0);
@@ -1158,7 +1168,8 @@ TEST_F(MemFsTest, OpenCreateOpendir) {
   fs_->Create(ctx_, kRoot, "masked", in, cs.NewReply(abi::FUSE_CREATE));
   ASSERT_EQ(cs.err(), 0);
   abi::fuse_entry_out me;
-  std::memcpy(&me, cs.data(), sizeof(me));
+  ASSERT_GE(cs.bytes().size(), sizeof(me));
+  std::memcpy(&me, cs.bytes().data(), sizeof(me));
   EXPECT_EQ(me.attr.mode, S_IFREG | 0640u);
 }
 
@@ -1291,7 +1302,7 @@ TEST_F(MemFsTest, ConcurrentNamespaceChurnKeepsCountsConsistent) {
       std::set<std::string> names;
       for (const Dirent& e : ents) {
         EXPECT_TRUE(names.insert(e.name).second) << e.name;
-        if (e.entry.nodeid != 0) fs_->Forget(e.entry.nodeid, 1);
+        if (e.entry && e.entry->nodeid != 0) fs_->Forget(e.entry->nodeid, 1);
       }
     }
   });
