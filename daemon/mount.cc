@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse {
 namespace {
@@ -75,30 +77,29 @@ unsigned long MsFlags(const MountFlags& f) {
 
 // libfuse3's protocol: fusermount3 mounts and passes the /dev/fuse fd back
 // over the socket named by _FUSE_COMMFD.
-absl::StatusOr<int> MountViaFusermount(const std::string& mnt, const MountFlags& f) {
+absl::StatusOr<UniqueFd> MountViaFusermount(const std::string& mnt, const MountFlags& f) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return absl::ErrnoToStatus(errno, "socketpair");
+  // Not SOCK_CLOEXEC: fusermount3 inherits theirs across exec.
+  UniqueFd ours(sv[0]);
+  UniqueFd theirs(sv[1]);
   std::string opts = absl::StrCat("rootmode=40000", f.allow_other ? ",allow_other" : "",
                                   f.default_permissions ? ",default_permissions" : "",
                                   f.read_only ? ",ro" : "", f.nosuid ? ",nosuid" : "",
                                   f.nodev ? ",nodev" : "", f.noexec ? ",noexec" : "",
                                   ",fsname=", f.fsname, ",subtype=", f.subtype);
   pid_t pid = fork();
-  if (pid < 0) {
-    close(sv[0]);
-    close(sv[1]);
-    return absl::ErrnoToStatus(errno, "fork");
-  }
+  if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
   if (pid == 0) {
-    close(sv[0]);
+    ours.reset();
     char env[32];
-    snprintf(env, sizeof(env), "%d", sv[1]);
+    snprintf(env, sizeof(env), "%d", theirs.get());
     setenv("_FUSE_COMMFD", env, 1);
     execlp("fusermount3", "fusermount3", "-o", opts.c_str(), "--", mnt.c_str(), nullptr);
     fprintf(stderr, "kmfused: cannot run fusermount3: %s (install fuse3)\n", strerror(errno));
     _exit(127);
   }
-  close(sv[1]);
+  theirs.reset();
   char byte;
   struct iovec iov = {&byte, 1};
   char cbuf[CMSG_SPACE(sizeof(int))];
@@ -109,9 +110,9 @@ absl::StatusOr<int> MountViaFusermount(const std::string& mnt, const MountFlags&
   msg.msg_controllen = sizeof(cbuf);
   ssize_t n;
   do {
-    n = recvmsg(sv[0], &msg, 0);
+    n = recvmsg(ours.get(), &msg, 0);
   } while (n < 0 && errno == EINTR);
-  close(sv[0]);
+  ours.reset();
   int status = 0;
   waitpid(pid, &status, 0);
   struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
@@ -122,7 +123,7 @@ absl::StatusOr<int> MountViaFusermount(const std::string& mnt, const MountFlags&
   }
   int fd;
   memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-  return fd;
+  return UniqueFd(fd);
 }
 
 }  // namespace
@@ -149,11 +150,8 @@ bool AbortConnection(unsigned conn_id) {
   if (conn_id == 0) return false;
   EnsureFusectl();
   std::string path = absl::StrCat("/sys/fs/fuse/connections/", conn_id, "/abort");
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, "1", 1) == 1;
-  close(fd);
-  return ok;
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd.valid() && write(fd.get(), "1", 1) == 1;
 }
 
 namespace {
@@ -204,12 +202,12 @@ absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Create(const std::string& 
   if (realpath(mountpoint.c_str(), real) == nullptr) return absl::ErrnoToStatus(errno, mountpoint);
   std::string mnt = real;
   if (getuid() != 0) {
-    absl::StatusOr<int> fd = MountViaFusermount(mnt, flags);
+    absl::StatusOr<UniqueFd> fd = MountViaFusermount(mnt, flags);
     if (!fd.ok()) return fd.status();
-    return std::unique_ptr<FuseMount>(new FuseMount(*fd, mnt, true));
+    return std::unique_ptr<FuseMount>(new FuseMount(*std::move(fd), mnt, true));
   }
-  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(open("/dev/fuse", O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
     int err = errno;
     if (err == ENOENT) {
       return absl::FailedPreconditionError(
@@ -218,18 +216,15 @@ absl::StatusOr<std::unique_ptr<FuseMount>> FuseMount::Create(const std::string& 
     return absl::ErrnoToStatus(err, "open /dev/fuse");
   }
   std::string type = absl::StrCat("fuse.", flags.subtype);
-  std::string opts = KernelMountOptions(fd, flags);
+  std::string opts = KernelMountOptions(fd.get(), flags);
   if (mount(flags.fsname.c_str(), mnt.c_str(), type.c_str(), MsFlags(flags), opts.c_str()) != 0) {
-    int err = errno;
-    close(fd);
-    return absl::ErrnoToStatus(err, absl::StrCat("mount ", mnt, " (", type, ", ", opts, ")"));
+    return absl::ErrnoToStatus(errno, absl::StrCat("mount ", mnt, " (", type, ", ", opts, ")"));
   }
-  return std::unique_ptr<FuseMount>(new FuseMount(fd, mnt, false));
+  return std::unique_ptr<FuseMount>(new FuseMount(std::move(fd), mnt, false));
 }
 
 std::unique_ptr<FuseMount> FuseMount::Adopt(int fd, const std::string& mountpoint) {
-  auto m = std::unique_ptr<FuseMount>(new FuseMount(fd, mountpoint, false));
-  return m;
+  return std::unique_ptr<FuseMount>(new FuseMount(UniqueFd(fd), mountpoint, false));
 }
 
 uint64_t UniqueMountIdOf(const std::string& path) {
@@ -242,8 +237,8 @@ uint64_t UniqueMountIdOf(const std::string& path) {
   return (stx.stx_mask & kStatxMntIdUnique) != 0 ? stx.stx_mnt_id : 0;
 }
 
-FuseMount::FuseMount(int fd, std::string mountpoint, bool via_fusermount)
-    : fd_(fd), mountpoint_(std::move(mountpoint)), via_fusermount_(via_fusermount) {
+FuseMount::FuseMount(UniqueFd fd, std::string mountpoint, bool via_fusermount)
+    : fd_(std::move(fd)), mountpoint_(std::move(mountpoint)), via_fusermount_(via_fusermount) {
   conn_id_ = FuseConnIdOf(mountpoint_);
   unique_id_ = UniqueMountIdOf(mountpoint_);
 }
@@ -295,8 +290,7 @@ int FuseMount::Waiting() const {
 }
 
 FuseMount::~FuseMount() {
-  Unmount();
-  if (fd_ >= 0) close(fd_);
+  Unmount();  // then fd_ closes
 }
 
 }  // namespace kmfuse

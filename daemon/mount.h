@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/options.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse {
 
@@ -21,14 +22,16 @@ class FuseMount {
  public:
   static absl::StatusOr<std::unique_ptr<FuseMount>> Create(const std::string& mountpoint,
                                                            const MountFlags& flags);
-  // Wraps an already mounted connection's fd (the caller mounted it).
+  // Wraps an already mounted connection's fd (the caller mounted it); takes
+  // ownership of fd.
   static std::unique_ptr<FuseMount> Adopt(int fd, const std::string& mountpoint);
 
   FuseMount(const FuseMount&) = delete;
   FuseMount& operator=(const FuseMount&) = delete;
   ~FuseMount();
 
-  int fd() const { return fd_; }
+  // The /dev/fuse fd; owned by this FuseMount (closed after the unmount).
+  int fd() const { return fd_.get(); }
   const std::string& mountpoint() const { return mountpoint_; }
   // The fusectl connection number (/sys/fs/fuse/connections/N), 0 if unknown.
   unsigned conn_id() const { return conn_id_; }
@@ -51,12 +54,12 @@ class FuseMount {
   int Waiting() const;
 
  private:
-  FuseMount(int fd, std::string mountpoint, bool via_fusermount);
+  FuseMount(UniqueFd fd, std::string mountpoint, bool via_fusermount);
 
   enum class Owner { kUs, kOther, kUnknown };
   Owner WhoIsMounted() const;
 
-  int fd_;
+  UniqueFd fd_;
   std::string mountpoint_;
   bool via_fusermount_;
   bool mounted_ = true;

@@ -1,12 +1,12 @@
 #include "uring/buffer_ring.h"
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "uring/errors.h"
@@ -86,22 +86,21 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(IoRing& ring,
 
 absl::Status BufferRing::InitProvided() {
   const BufferRingOptions& o = options_;
-  base_len_ = RoundUpToPage(static_cast<size_t>(o.entries) * o.buf_size);
-  void* base = mmap(nullptr, base_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) {
-    base_len_ = 0;
-    return internal::ErrnoStatus(errno, absl::StrCat(Describe(o), ": mmap of buffers"));
-  }
-  base_ = static_cast<char*>(base);
+  absl::StatusOr<Mapping> buffers = Mapping::Anonymous(
+      RoundUpToPage(static_cast<size_t>(o.entries) * o.buf_size),
+      absl::StrCat(Describe(o), ": buffers"));
+  if (!buffers.ok()) return buffers.status();
+  own_buffers_ = *std::move(buffers);
+  base_ = own_buffers_.as<char>();
 
-  // The ring must be page-aligned (the kernel pins whole pages of it).
-  br_len_ = RoundUpToPage(static_cast<size_t>(o.entries) * sizeof(io_uring_buf));
-  void* br = mmap(nullptr, br_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (br == MAP_FAILED) {
-    br_len_ = 0;
-    return internal::ErrnoStatus(errno, absl::StrCat(Describe(o), ": mmap of ring"));
-  }
-  br_ = static_cast<io_uring_buf_ring*>(br);
+  // The ring must be page-aligned (the kernel pins whole pages of it); mmap
+  // gives that.
+  absl::StatusOr<Mapping> ring_map = Mapping::Anonymous(
+      RoundUpToPage(static_cast<size_t>(o.entries) * sizeof(io_uring_buf)),
+      absl::StrCat(Describe(o), ": ring"));
+  if (!ring_map.ok()) return ring_map.status();
+  own_ring_ = *std::move(ring_map);
+  br_ = own_ring_.as<io_uring_buf_ring>();
   io_uring_buf_ring_init(br_);
 
   io_uring_buf_reg reg;
@@ -151,8 +150,7 @@ absl::Status BufferRing::InitKernelManaged() {
                         absl::StrCat(Describe(o), ": mapping the buffers: ", base.status().message()));
   }
   base_ = static_cast<char*>(*base);
-  base_len_ = len;
-  base_from_ring_ = true;
+  ring_base_len_ = len;
   return absl::OkStatus();
 }
 
@@ -163,14 +161,10 @@ BufferRing::~BufferRing() {
     absl::Status ignored = Unregister();
     (void)ignored;
   }
-  if (base_ != nullptr) {
-    if (base_from_ring_) {
-      ring_.UnmapRegion(base_, base_len_);
-    } else {
-      munmap(base_, base_len_);
-    }
-  }
-  if (br_ != nullptr) munmap(br_, br_len_);
+  // Kernel-managed buffers belong to the ring's mapping interface (a fake
+  // ring maps them its own way); own_buffers_ and own_ring_ unmap themselves
+  // after this, once the kernel no longer knows the ring.
+  if (ring_base_len_ != 0) ring_.UnmapRegion(base_, ring_base_len_);
 }
 
 char* BufferRing::Slot(uint16_t bid) const {

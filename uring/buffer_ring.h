@@ -53,6 +53,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "uring/base/mapping.h"
 #include "uring/io_ring.h"
 #include "uring/uapi.h"
 
@@ -137,11 +138,12 @@ class BufferRing {
 
   IoRing& ring_;
   const BufferRingOptions options_;
-  char* base_ = nullptr;            // buffers: entries * buf_size bytes
-  size_t base_len_ = 0;
-  bool base_from_ring_ = false;     // kernel-managed: mapped via ring_.MapRegion
-  io_uring_buf_ring* br_ = nullptr;  // provided only: the ring we allocated
-  size_t br_len_ = 0;
+  // Provided rings: the buffers and the ring, mapped by this object.
+  Mapping own_buffers_;
+  Mapping own_ring_;
+  char* base_ = nullptr;             // buffers: entries * buf_size bytes
+  size_t ring_base_len_ = 0;         // kernel-managed: base_ came from ring_.MapRegion
+  io_uring_buf_ring* br_ = nullptr;  // provided only: own_ring_'s memory
   uint32_t staged_ = 0;
   bool registered_ = false;
 };

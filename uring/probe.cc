@@ -10,8 +10,8 @@
 
 #include <liburing.h>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "uring/base/unique_fd.h"
 #include "uring/buffer_ring.h"
 #include "uring/errors.h"
 #include "uring/ring.h"
@@ -70,17 +70,15 @@ ProbeItem MultishotPipeItem(Ring& ring, std::string mechanism) {
   if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     return Item(id, std::move(mechanism), false, "pipe2: " + internal::ErrnoName(errno));
   }
-  absl::Cleanup close_fds = [&fds] {
-    close(fds[0]);
-    if (fds[1] >= 0) close(fds[1]);
-  };
+  UniqueFd reader(fds[0]);
+  UniqueFd writer(fds[1]);
   io_uring_sqe* sqe = ring.GetSqe();
   if (sqe == nullptr) return Item(id, std::move(mechanism), false, "no SQE");
-  PrepReadMultishot(sqe, fds[0], 0, 1);
+  PrepReadMultishot(sqe, reader.get(), 0, 1);
   int ret = ring.Submit();
   if (ret < 0) return ErrnoItem(id, std::move(mechanism), ret);
   static constexpr char kMsg[] = "kmfuse probe";
-  if (write(fds[1], kMsg, sizeof(kMsg)) != static_cast<ssize_t>(sizeof(kMsg))) {
+  if (write(writer.get(), kMsg, sizeof(kMsg)) != static_cast<ssize_t>(sizeof(kMsg))) {
     return Item(id, std::move(mechanism), false, "pipe write failed");
   }
   ret = ring.SubmitAndWaitTimeout(1, kWaitNs);
@@ -89,8 +87,7 @@ ProbeItem MultishotPipeItem(Ring& ring, std::string mechanism) {
   ring.Reap([&c](const Completion& got) { c = got; });
 
   // Close the writer so the multishot ends (EOF) before its buffer ring goes.
-  close(fds[1]);
-  fds[1] = -1;
+  writer.reset();
   if (c.flags & kCqeFMore) {
     if (ring.SubmitAndWaitTimeout(1, kWaitNs) >= 0) ring.Reap([](const Completion&) {});
   }
