@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "fs/passthrough_tables.h"
 #include "fs/passthrough_util.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse {
 
@@ -129,20 +130,11 @@ absl::StatusOr<std::unique_ptr<PassthroughFs>> PassthroughFs::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("passthrough source ", src, ": not a directory"));
   }
-  int rfd = open(src.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (rfd < 0) return SourceError(errno, src, "cannot open for reading");
-  int pfd = open(src.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (pfd < 0) {
-    int err = errno;
-    close(rfd);
-    return SourceError(err, src, "cannot open");
-  }
-  if (fstat(pfd, &st) != 0) {
-    int err = errno;
-    close(rfd);
-    close(pfd);
-    return SourceError(err, src, "cannot stat");
-  }
+  UniqueFd rfd(open(src.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!rfd) return SourceError(errno, src, "cannot open for reading");
+  UniqueFd pfd(open(src.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!pfd) return SourceError(errno, src, "cannot open");
+  if (fstat(pfd.get(), &st) != 0) return SourceError(errno, src, "cannot stat");
   // Probe file handles once: they decide whether the fd budget can evict.
   bool handles_ok = false;
   int mount_id = -1;
@@ -150,12 +142,8 @@ absl::StatusOr<std::unique_ptr<PassthroughFs>> PassthroughFs::Create(
     alignas(struct file_handle) char buf[sizeof(struct file_handle) + 128];
     auto* fh = reinterpret_cast<struct file_handle*>(buf);
     fh->handle_bytes = 128;
-    if (name_to_handle_at(pfd, "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
-      int fd = open_by_handle_at(rfd, fh, O_PATH | O_CLOEXEC);
-      if (fd >= 0) {
-        handles_ok = true;
-        close(fd);
-      }
+    if (name_to_handle_at(pfd.get(), "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
+      handles_ok = UniqueFd(open_by_handle_at(rfd.get(), fh, O_PATH | O_CLOEXEC)).valid();
     }
     if (!handles_ok) {
       fprintf(stderr,
@@ -167,8 +155,9 @@ absl::StatusOr<std::unique_ptr<PassthroughFs>> PassthroughFs::Create(
   RaiseNofileLimit();
   size_t budget = opts.fd_budget != 0 ? opts.fd_budget : DefaultBudget();
   budget = std::max<size_t>(budget, 8);
-  auto inodes = std::make_unique<InodeTable>(pfd, st, budget, rfd, handles_ok, mount_id);
-  return std::unique_ptr<PassthroughFs>(new PassthroughFs(opts, rfd, std::move(inodes)));
+  auto inodes =
+      std::make_unique<InodeTable>(pfd.release(), st, budget, rfd.get(), handles_ok, mount_id);
+  return std::unique_ptr<PassthroughFs>(new PassthroughFs(opts, rfd.release(), std::move(inodes)));
 }
 
 PassthroughFs::PassthroughFs(const PassthroughOptions& opts, int root_read_fd,

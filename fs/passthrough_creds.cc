@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "fs/passthrough_util.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse::passthrough_internal {
 
@@ -21,16 +22,17 @@ bool ReadCallerGroups(uint32_t tid, std::vector<gid_t>* groups) {
   if (tid == 0) return false;
   char path[48];
   snprintf(path, sizeof(path), "/proc/%u/status", tid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
   std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
+  {
+    UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd) return false;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(fd.get(), buf, sizeof(buf));
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
   }
-  close(fd);
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     if (!absl::ConsumePrefix(&line, "Groups:")) continue;
     for (absl::string_view g : absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {

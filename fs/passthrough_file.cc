@@ -17,6 +17,7 @@
 #include "fs/passthrough_tables.h"
 #include "fs/passthrough_util.h"
 #include "kmfuse/passthrough.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse {
 
@@ -157,17 +158,14 @@ void PassthroughFs::Open(const RequestContext& /*ctx*/, uint64_t ino, const abi:
   if (i.is_dir() && acc != O_RDONLY) return r.Error(EISDIR);
   if (S_ISLNK(i.mode())) return r.Error(ELOOP);
   int flags = HostOpenFlags(in.flags);
-  int fd = open(ProcPath(i.fd()).c_str(), flags);
-  if (fd < 0) return r.Error(passthrough_internal::FdErrno());
+  UniqueFd fd(open(ProcPath(i.fd()).c_str(), flags));
+  if (!fd) return r.Error(passthrough_internal::FdErrno());
   if ((in.open_flags & abi::FUSE_OPEN_KILL_SUIDGID) != 0 && (flags & O_TRUNC) != 0) {
-    if (int err = KillSuidSgid(fd); err != 0) {
-      close(fd);
-      return r.Error(err);
-    }
+    if (int err = KillSuidSgid(fd.get()); err != 0) return r.Error(err);
   }
   const bool regular = S_ISREG(i.mode());
   abi::fuse_open_out out;
-  MakeFileHandle(fd, std::move(i), flags, &out);
+  MakeFileHandle(fd.release(), std::move(i), flags, &out);
   OfferZeroCopy(regular, r, &out);
   r.Open(out);
 }
@@ -191,25 +189,21 @@ void PassthroughFs::CreateCommon(const RequestContext& ctx, uint64_t parent,
     if ((flags & O_ACCMODE) == O_RDONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
     path = ".";
   }
-  int fd;
+  UniqueFd fd;
   {
     ScopedFsIds ids(opts_.run_as_caller, ctx);
-    fd = openat(p.fd(), path, flags, in.mode & 07777);
+    fd.reset(openat(p.fd(), path, flags, in.mode & 07777));
   }
-  if (fd < 0) return r.Error(passthrough_internal::FdErrno());
+  if (!fd) return r.Error(passthrough_internal::FdErrno());
   abi::fuse_entry_out e;
-  if (int err = EntryFromOpenFd(fd, &e); err != 0) {
-    close(fd);
-    return r.Error(err);
-  }
+  if (int err = EntryFromOpenFd(fd.get(), &e); err != 0) return r.Error(err);
   InodeRef i;
   if (int err = inodes_->Acquire(e.nodeid, &i); err != 0) {
-    close(fd);
     inodes_->Forget(e.nodeid, 1);
     return r.Error(err);
   }
   abi::fuse_open_out o;
-  MakeFileHandle(fd, std::move(i), flags, &o);
+  MakeFileHandle(fd.release(), std::move(i), flags, &o);
   OfferZeroCopy(true, r, &o);
   r.Create(e, o);
 }

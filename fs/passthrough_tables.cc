@@ -345,10 +345,6 @@ void InodeTable::Clear() {
   }
 }
 
-Handle::~Handle() {
-  if (fd >= 0) close(fd);
-}
-
 uint64_t HandleTable::Add(std::shared_ptr<Handle> h) {
   MutexLock l(&mu_);
   if (!free_.empty()) {
@@ -419,8 +415,6 @@ std::vector<int32_t> BackingIds::TakeAll() {
   by_ino_.clear();
   return ids;
 }
-
-LockOwners::OwnerFd::~OwnerFd() { close(fd); }
 
 std::shared_ptr<LockOwners::OwnerFd> LockOwners::Get(uint64_t ino, uint64_t owner, bool create,
                                                      const std::function<int()>& open_fd,

@@ -43,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kmfuse/sync.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse::passthrough_internal {
 
@@ -237,13 +238,14 @@ class InodeTable {
 
 // An open file or directory.
 struct Handle {
+  // Takes ownership of fd; it is closed when the last holder lets go.
   Handle(int fd, InodeRef inode, int flags, bool is_dir)
-      : fd(fd), inode(std::move(inode)), flags(flags), is_dir(is_dir) {}
-  ~Handle();
+      : owned_fd(fd), fd(owned_fd.get()), inode(std::move(inode)), flags(flags), is_dir(is_dir) {}
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
 
-  const int fd;
+  const UniqueFd owned_fd;
+  const int fd;  // owned_fd.get(), spelled once for the many readers
   InodeRef inode;
   const int flags;  // host open flags
   const bool is_dir;
@@ -311,10 +313,8 @@ class BackingIds {
 class LockOwners {
  public:
   struct OwnerFd {
-    explicit OwnerFd(int fd) : fd(fd) {}
-    ~OwnerFd();
-    OwnerFd(const OwnerFd&) = delete;
-    OwnerFd& operator=(const OwnerFd&) = delete;
+    explicit OwnerFd(int fd) : owned(fd), fd(owned.get()) {}
+    const UniqueFd owned;  // closing it drops the owner's locks
     const int fd;
   };
   // The owner's fd on ino; if none, opened with open_fd() (an fd or -errno)
