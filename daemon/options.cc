@@ -3,6 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <iterator>
 
 #include "absl/strings/numbers.h"
@@ -21,10 +23,11 @@ absl::Status ParseSize(absl::string_view key, absl::string_view value, uint64_t 
     char c = v.back();
     if (c == 'k' || c == 'K') mult = 1024;
     if (c == 'm' || c == 'M') mult = 1024 * 1024;
+    if (c == 'g' || c == 'G') mult = uint64_t{1} << 30;
     if (mult != 1) v.remove_suffix(1);
   }
   uint64_t n = 0;
-  if (!absl::SimpleAtoi(v, &n) || n * mult < lo || n * mult > hi) {
+  if (!absl::SimpleAtoi(v, &n) || n > hi / mult || n * mult < lo) {
     return absl::InvalidArgumentError(absl::StrCat("option ", key, "=", value,
                                                    ": expected a number from ", lo, " to ", hi));
   }
@@ -53,9 +56,14 @@ constexpr OptionDoc kFlags[] = {
 
 constexpr OptionDoc kMountOptions[] = {
     {"transport=T", "auto (default), kmbuf, bufpool, uring, ring-read or read"},
-    {"queue_depth=N", "io_uring entries / ring buffers per queue, 1..4096 (default 16)"},
+    {"queue_depth=N", "io_uring entries (at most; see buffer_memory) / ring buffers per queue, "
+                      "1..4096 (default 16)"},
     {"zero_copy=on|off", "bufpool: READ/WRITE data via the caller's pages (default on as root)"},
-    {"threads=N", "queue threads of read and ring-read, 1..256 (default: CPUs)"},
+    {"threads=N", "serving threads, 1..256; io_uring transports: rings, each serving several "
+                  "CPUs' queues (default: min(4, CPUs)); read, ring-read: workers (default: CPUs)"},
+    {"buffer_memory=BYTES", "io_uring payload buffers of all queues together, 4K..16G "
+                            "(default 32M; at least 8K per possible CPU); a default max_write "
+                            "shrinks to fit 2 entries per queue"},
     {"max_write=BYTES", "largest write request, 4K..1M (default 1M)"},
     {"max_background=N", "kernel background request limit, 1..65535 (default 64)"},
     {"cache=none|auto|always", "kernel page cache use (default auto)"},
@@ -159,11 +167,18 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
   if (key == "threads") {
     if (auto s = ParseSize(key, value, 1, 256, &n); !s.ok()) return s;
     o->daemon.threads = static_cast<unsigned>(n);
+    o->daemon.uring_threads = static_cast<unsigned>(n);
+    return absl::OkStatus();
+  }
+  if (key == "buffer_memory") {
+    if (auto s = ParseSize(key, value, 4096, uint64_t{16} << 30, &n); !s.ok()) return s;
+    o->daemon.buffer_memory = n;
     return absl::OkStatus();
   }
   if (key == "max_write") {
     if (auto s = ParseSize(key, value, 4096, 1u << 20, &n); !s.ok()) return s;
     o->daemon.max_write = static_cast<uint32_t>(n);
+    o->daemon.max_write_set = true;
     return absl::OkStatus();
   }
   if (key == "max_background") {
@@ -216,7 +231,84 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
   return fs_status;
 }
 
+// 32M, 96K, 5000: the largest unit that divides evenly.
+std::string FormatSize(uint64_t bytes) {
+  if (bytes != 0 && bytes % (uint64_t{1} << 30) == 0) return absl::StrCat(bytes >> 30, "G");
+  if (bytes != 0 && bytes % (uint64_t{1} << 20) == 0) return absl::StrCat(bytes >> 20, "M");
+  if (bytes != 0 && bytes % 1024 == 0) return absl::StrCat(bytes >> 10, "K");
+  return absl::StrCat(bytes);
+}
+
 }  // namespace
+
+std::vector<int> PossibleCpus() {
+  std::vector<int> cpus;
+  std::ifstream f("/sys/devices/system/cpu/possible");
+  std::string line;
+  if (std::getline(f, line)) {
+    for (absl::string_view part : absl::StrSplit(line, ',', absl::SkipEmpty())) {
+      std::vector<absl::string_view> range = absl::StrSplit(part, '-');
+      int lo = 0, hi = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(range[0]), &lo)) continue;
+      hi = lo;
+      if (range.size() > 1 && !absl::SimpleAtoi(absl::StripAsciiWhitespace(range[1]), &hi)) {
+        continue;
+      }
+      for (int c = lo; c <= hi; c++) cpus.push_back(c);
+    }
+  }
+  if (cpus.empty()) {
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    for (long c = 0; c < (n > 0 ? n : 1); c++) cpus.push_back(static_cast<int>(c));
+  }
+  return cpus;
+}
+
+absl::StatusOr<UringBufferPlan> PlanUringBuffers(const DaemonOptions& o, unsigned queues,
+                                                 size_t page, unsigned online_cpus) {
+  UringBufferPlan plan;
+  queues = std::max(1u, queues);
+  page = std::max<size_t>(page, 1);
+  // The kernel's payload size for a max_write when it takes FUSE_MAX_PAGES:
+  // max(8 KiB, max_write in whole pages) (abi::UringMinPayload).
+  auto payload_of = [page](uint64_t max_write) {
+    return std::max<uint64_t>(8192, (max_write + page - 1) / page * page);
+  };
+  plan.budget = o.buffer_memory;
+  if (plan.budget == 0) {
+    // The default budget, or one entry per queue when -o max_write asks for
+    // more than that allows.
+    plan.budget = kDefaultBufferMemory;
+    if (o.max_write_set) plan.budget = std::max(plan.budget, queues * payload_of(o.max_write));
+  }
+  auto fit = [&](uint64_t max_write) { return plan.budget / (queues * payload_of(max_write)); };
+  uint32_t max_write = o.max_write;
+  uint64_t n = fit(max_write);
+  const uint64_t want = std::min<uint64_t>(2, std::max(1u, o.queue_depth));
+  if (!o.max_write_set) {
+    while (n < want && max_write > 8192) {
+      max_write = std::max<uint32_t>(8192, max_write / 2);
+      n = fit(max_write);
+    }
+  }
+  if (n == 0) {
+    const uint64_t min_bytes = queues * payload_of(max_write);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "option buffer_memory=", FormatSize(plan.budget), ": ", queues,
+        " io_uring queue(s) (one per possible CPU) need at least ", FormatSize(min_bytes),
+        " for one entry of ", FormatSize(payload_of(max_write)), " each",
+        o.max_write_set ? " (lower -o max_write or raise -o buffer_memory)"
+                        : " (raise -o buffer_memory)"));
+  }
+  plan.max_write = max_write;
+  plan.entries = static_cast<unsigned>(std::min<uint64_t>(n, std::max(1u, o.queue_depth)));
+  plan.payload = payload_of(max_write);
+  const unsigned threads =
+      o.uring_threads ? o.uring_threads
+                      : std::min(kDefaultUringThreads, std::max(1u, online_cpus));
+  plan.threads = std::min(threads, queues);
+  return plan;
+}
 
 std::string UsageText() {
   std::string out = absl::StrCat(
@@ -295,6 +387,14 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
   if (o.daemon.threads == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o.daemon.threads = n > 0 ? static_cast<unsigned>(n) : 1;
+  }
+  // The io_uring transports' buffers must fit -o buffer_memory with one
+  // queue per possible CPU: refused here, before anything is mounted.
+  if (o.daemon.transport != "read" && o.daemon.transport != "ring-read") {
+    absl::StatusOr<UringBufferPlan> plan =
+        PlanUringBuffers(o.daemon, static_cast<unsigned>(PossibleCpus().size()),
+                         static_cast<size_t>(sysconf(_SC_PAGESIZE)), o.daemon.threads);
+    if (!plan.ok()) return plan.status();
   }
   return o;
 }

@@ -466,5 +466,136 @@ TEST(UsageTextTest, EveryListedIgnoredOptionIsAccepted) {
   EXPECT_GE(n, 10);
 }
 
+// --- threads and buffer_memory for the io_uring transports (PlanUringBuffers) ---
+
+TEST(UringPlanTest, ThreadsOptionSetsBothThreadCounts) {
+  Options o = ParseOk("threads=3");
+  EXPECT_EQ(o.daemon.threads, 3u);
+  EXPECT_EQ(o.daemon.uring_threads, 3u);
+  EXPECT_THAT(ParseError("threads=0"), HasSubstr("option threads=0: expected a number from 1 to 256"));
+}
+
+TEST(UringPlanTest, BufferMemoryRangeAndSuffixes) {
+  EXPECT_EQ(ParseOk("buffer_memory=64M,transport=read").daemon.buffer_memory, uint64_t{64} << 20);
+  EXPECT_EQ(ParseOk("buffer_memory=1G,transport=read").daemon.buffer_memory, uint64_t{1} << 30);
+  EXPECT_EQ(ParseOk("buffer_memory=65536,transport=read").daemon.buffer_memory, 65536u);
+  EXPECT_THAT(ParseError("buffer_memory=2K"), HasSubstr("expected a number from 4096 to"));
+  EXPECT_THAT(ParseError("buffer_memory=17G"), HasSubstr("expected a number from 4096 to"));
+  EXPECT_THAT(ParseError("buffer_memory=lots"), HasSubstr("option buffer_memory=lots"));
+}
+
+TEST(UringPlanTest, DefaultsKeepSixteenMiBEntriesOnTwoCpus) {
+  DaemonOptions d;
+  absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 2, 4096, 2);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->budget, kDefaultBufferMemory);
+  EXPECT_EQ(p->max_write, 1u << 20);
+  EXPECT_EQ(p->payload, size_t{1} << 20);
+  EXPECT_EQ(p->entries, 16u);
+  EXPECT_EQ(p->threads, 2u);
+}
+
+TEST(UringPlanTest, ManyQueuesShrinkMaxWriteToTwoEntriesWithinTheBudget) {
+  DaemonOptions d;
+  for (unsigned queues : {16u, 64u, 192u, 1024u}) {
+    absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, queues, 4096, queues);
+    ASSERT_TRUE(p.ok()) << queues << ": " << p.status();
+    EXPECT_GE(p->entries, 2u) << queues;
+    EXPECT_LE(uint64_t{queues} * p->entries * p->payload, kDefaultBufferMemory) << queues;
+    EXPECT_EQ(p->threads, kDefaultUringThreads) << queues;
+    // The largest max_write (halving from 1 MiB) that keeps two entries.
+    EXPECT_GT(uint64_t{queues} * 2 * (uint64_t{p->payload} * 2), kDefaultBufferMemory) << queues;
+  }
+  absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 192, 4096, 192);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->max_write, 64u << 10);  // 192 x 2 x 64 KiB = 24 MiB
+  EXPECT_EQ(p->entries, 2u);
+  p = PlanUringBuffers(d, 64, 4096, 64);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->max_write, 256u << 10);  // 64 x 2 x 256 KiB = 32 MiB
+}
+
+TEST(UringPlanTest, QueueDepthIsTheMostEntries) {
+  DaemonOptions d;
+  d.queue_depth = 4;
+  d.buffer_memory = uint64_t{1} << 30;
+  absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 8, 4096, 8);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->entries, 4u);
+  EXPECT_EQ(p->max_write, 1u << 20);
+  d.queue_depth = 1;  // one entry is all it asks for: max_write stays
+  d.buffer_memory = uint64_t{8} << 20;
+  p = PlanUringBuffers(d, 8, 4096, 8);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->entries, 1u);
+  EXPECT_EQ(p->max_write, 1u << 20);
+}
+
+TEST(UringPlanTest, ExplicitMaxWriteIsKeptAndTooSmallABudgetNamesTheMinimum) {
+  DaemonOptions d;
+  d.max_write = 1u << 20;
+  d.max_write_set = true;
+  d.buffer_memory = uint64_t{32} << 20;
+  absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 24, 4096, 24);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->max_write, 1u << 20);
+  EXPECT_EQ(p->entries, 1u);
+  p = PlanUringBuffers(d, 64, 4096, 64);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.status().message(),
+            "option buffer_memory=32M: 64 io_uring queue(s) (one per possible CPU) need at least "
+            "64M for one entry of 1M each (lower -o max_write or raise -o buffer_memory)");
+  // Without -o buffer_memory the default grows to one entry per queue.
+  d.buffer_memory = 0;
+  p = PlanUringBuffers(d, 64, 4096, 64);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->entries, 1u);
+  EXPECT_EQ(p->budget, uint64_t{64} << 20);
+  // Without -o max_write the floor is 8 KiB per queue.
+  DaemonOptions small;
+  small.buffer_memory = 64 << 10;
+  p = PlanUringBuffers(small, 192, 4096, 192);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(),
+            "option buffer_memory=64K: 192 io_uring queue(s) (one per possible CPU) need at least "
+            "1536K for one entry of 8K each (raise -o buffer_memory)");
+  p = PlanUringBuffers(small, 8, 4096, 8);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->payload, 8192u);
+  EXPECT_EQ(p->entries, 1u);
+}
+
+TEST(UringPlanTest, ThreadsAreCappedByTheQueues) {
+  DaemonOptions d;
+  d.uring_threads = 16;
+  absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 4, 4096, 4);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->threads, 4u);
+  d.uring_threads = 0;
+  p = PlanUringBuffers(d, 192, 4096, 1);  // one CPU online of 192 possible
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->threads, 1u);
+}
+
+TEST(UringPlanTest, TheParserRefusesABudgetBelowOneEntryPerPossibleCpu) {
+  // 8 KiB per possible CPU is the floor; 64K fits only up to 8 CPUs.
+  const size_t cpus = PossibleCpus().size();
+  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", "buffer_memory=64K"});
+  if (cpus <= 8) {
+    EXPECT_TRUE(o.ok()) << o.status();
+  } else {
+    ASSERT_FALSE(o.ok());
+    EXPECT_THAT(std::string(o.status().message()), HasSubstr("need at least"));
+  }
+  // read and ring-read have no io_uring queues: no check.
+  EXPECT_TRUE(Parse({"src", "mnt", "-o", "buffer_memory=64K,transport=read"}).ok());
+  absl::StatusOr<Options> big =
+      Parse({"src", "mnt", "-o", "max_write=1M,buffer_memory=64K,transport=uring"});
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(std::string(big.status().message()),
+              HasSubstr("for one entry of 1M each (lower -o max_write or raise -o buffer_memory)"));
+}
+
 }  // namespace
 }  // namespace kmfuse

@@ -44,8 +44,18 @@ class BufpoolPolicy final : public PayloadPolicy {
   const char* name() const override { return "bufpool"; }
   bool uses_ring_in_destructor() const override { return false; }
 
+  // Slot 0 of the queue's range: the pool; then one per entry on a
+  // zero-copy queue.
+  unsigned fixed_slots(unsigned entries) const override {
+    if (!options_.registered) return 0;
+    return options_.zero_copy ? entries + 1 : 1;
+  }
+
   absl::Status Setup(uring::IoRing& ring, const PolicySetup& s) override {
     qid_ = s.qid;
+    shared_table_ = s.shared_table;
+    slot_base_ = s.shared_table ? s.slot_base : 0;
+    table_error_ = s.shared_table ? s.table_error : 0;
     // The kernel cuts the pool into buffers of exactly its payload size
     // (buffer i at uaddr + i * size), so no rounding here.
     buf_size_ = s.payload_size;
@@ -79,7 +89,7 @@ class BufpoolPolicy final : public PayloadPolicy {
     zero_copy_ = options_.zero_copy && registered_;
     if (registered_) {
       if (int rc = RegisterPool(ring); rc < 0) {
-        Note(absl::StrCat("registering the buffer pool as fixed buffer 0 returned ",
+        Note(absl::StrCat("registering the buffer pool as fixed buffer ", slot_base_, " returned ",
                           strerror(-rc), ": unregistered pool",
                           options_.zero_copy ? ", no zero-copy (it needs a registered pool)" : ""));
         registered_ = false;
@@ -178,7 +188,7 @@ class BufpoolPolicy final : public PayloadPolicy {
   size_t buffer_bytes() const override { return headers_bytes_ + pool_bytes_ + per_entry_bytes_; }
   bool zero_copy() const override { return zero_copy_; }
   uint16_t ZeroCopySlot(const UringEntry& e) const override {
-    return zero_copy_ ? static_cast<uint16_t>(e.index() + 1) : 0;
+    return zero_copy_ ? static_cast<uint16_t>(slot_base_ + 1 + e.index()) : 0;
   }
   std::string Mode() const override {
     if (per_entry_ != nullptr) return "bufpool (refused: per-entry buffers)";
@@ -188,7 +198,8 @@ class BufpoolPolicy final : public PayloadPolicy {
 
  private:
   // Every SQE of a queue with a registered pool names the same fixed buffer
-  // (slot 0 here; 7.3 accepts the pool in any slot, see the cross-check).
+  // (the first slot of the queue's range: slot 0 on a ring of its own; 7.3
+  // accepts the pool in any slot, see the cross-check).
   void PrepCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t op, uint64_t commit_id, uint64_t ud,
                uint16_t zc_slot = 0) {
     abi::fuse_uring_cmd_req_v46 req{};
@@ -211,24 +222,28 @@ class BufpoolPolicy final : public PayloadPolicy {
     (void)fits;
     if (registered_) {
       sqe->uring_cmd_flags |= uring::kUringCmdFixed;
-      sqe->buf_index = 0;
+      sqe->buf_index = static_cast<uint16_t>(slot_base_);
     }
   }
-  // A sparse fixed-buffer table: slot 0 the pool, slots 1..entries for the
-  // zero-copy pages of each entry. 0 or -errno; on failure the table is
-  // dropped again.
+  // The pool in the first slot of the queue's range, the zero-copy pages of
+  // entry i in slot_base + 1 + i. On a ring of its own the policy registers
+  // the sparse table itself and drops it again on failure; on a shared
+  // table (the worker's) the slot stays empty. 0 or -errno.
   int RegisterPool(uring::IoRing& ring) {
-    const unsigned slots = zero_copy_ ? entries_ + 1 : 1;
-    int rc = uring::RegisterSparseBuffers(ring, slots);
-    if (rc < 0) return rc;
+    if (shared_table_ && table_error_ < 0) return table_error_;
+    if (!shared_table_) {
+      const unsigned slots = zero_copy_ ? entries_ + 1 : 1;
+      int rc = uring::RegisterSparseBuffers(ring, slots);
+      if (rc < 0) return rc;
+    }
     // Test-only refusal: memory that is not mapped (EFAULT), standing for
     // the ENOMEM a locked-memory limit gives.
     struct iovec iov = {options_.refuse_registered ? reinterpret_cast<void*>(uintptr_t{4096})
                                                    : static_cast<void*>(pool_),
                         pool_bytes_};
-    rc = uring::UpdateBuffers(ring, 0, &iov, 1);
+    int rc = uring::UpdateBuffers(ring, slot_base_, &iov, 1);
     if (rc >= 0) return 0;
-    uring::UnregisterBuffers(ring);
+    if (!shared_table_) uring::UnregisterBuffers(ring);
     return rc;
   }
   // Per-entry buffers after ADD_BUFPOOL was refused: each entry REGISTERs
@@ -265,7 +280,8 @@ class BufpoolPolicy final : public PayloadPolicy {
     for (int attempt = 0; attempt < 10000; attempt++) {
       io_uring_sqe* sqe = ring.GetSqe();
       if (sqe == nullptr) return -EBUSY;
-      PrepCmd(sqe, fuse_fd, op, 0, tag, register_iov != nullptr ? 1 : 0);
+      PrepCmd(sqe, fuse_fd, op, 0, tag,
+              register_iov != nullptr ? static_cast<uint16_t>(slot_base_ + 1) : 0);
       if (register_iov != nullptr) {
         sqe->addr = reinterpret_cast<uint64_t>(register_iov);
         sqe->len = 2;
@@ -306,7 +322,10 @@ class BufpoolPolicy final : public PayloadPolicy {
   const BufpoolOptions options_;
   uint16_t qid_ = 0;
   unsigned entries_ = 0;
-  bool registered_ = false;  // the pool is fixed buffer 0 (every SQE says so)
+  bool registered_ = false;  // the pool is fixed buffer slot_base_ (every SQE says so)
+  bool shared_table_ = false;  // the worker's table (PolicySetup::shared_table)
+  unsigned slot_base_ = 0;
+  int table_error_ = 0;
   bool zero_copy_ = false;   // ADD_QUEUE took FUSE_URING_ZERO_COPY
   char* per_entry_ = nullptr;  // after a refused ADD_BUFPOOL
   size_t per_entry_bytes_ = 0;

@@ -39,6 +39,8 @@ class KmbufPolicy final : public PayloadPolicy {
     if (headers_ != nullptr) munmap(headers_, headers_bytes_);
   }
   const char* name() const override { return "kmbuf"; }
+  // bgid 0 and the ring's one registered-buffer table (the headers).
+  bool shares_ring() const override { return false; }
 
   absl::Status Setup(uring::IoRing& ring, const PolicySetup& s) override {
     ring_ = &ring;

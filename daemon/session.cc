@@ -163,6 +163,15 @@ absl::Status Session::Handshake(KernelOffer offer) {
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   max_write_ = opts_.daemon.max_write;
 
+  if (choice_.transport != "read" && choice_.transport != "ring-read") {
+    // The io_uring transports fit every queue's buffers into -o
+    // buffer_memory, shrinking a default max_write on many CPUs (options.h).
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    absl::StatusOr<UringBufferPlan> plan =
+        PlanUringBuffers(opts_.daemon, static_cast<unsigned>(PossibleCpus().size()), page,
+                         online > 0 ? static_cast<unsigned>(online) : 1);
+    if (plan.ok()) max_write_ = plan->max_write;
+  }
   ConnectionInfo conn;
   conn.proto_major = init.major;
   conn.proto_minor = proto_minor_;

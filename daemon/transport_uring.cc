@@ -1,7 +1,10 @@
 // FUSE-over-io_uring transports (`uring`, `kmbuf`, `bufpool`): one queue per
 // possible CPU (the kernel routes a request to the queue of the CPU its caller
-// runs on), each on its own thread pinned to that CPU, plus a /dev/fuse
-// reader for what never travels the rings (FORGET, BATCH_FORGET, INTERRUPT,
+// runs on), served by a few threads with a ring each (-o threads, default
+// min(4, online CPUs)): thread t serves a contiguous block of queues and is
+// pinned to those queues' CPUs. Entries and buffer sizes come from
+// PlanUringBuffers (-o buffer_memory). kmbuf needs a ring per queue, so it
+// keeps a thread per queue. Plus a /dev/fuse reader for what never travels the rings (FORGET, BATCH_FORGET, INTERRUPT,
 // and any request sent before every queue has registered, or after the
 // kernel switched io-uring off for the connection: 7.3 does after a failed
 // REGISTER). NOTIFY_REPLY travels the rings once they are ready.
@@ -20,27 +23,6 @@
 #include "uring/ring.h"
 
 namespace kmfuse {
-
-std::vector<int> PossibleCpus() {
-  std::vector<int> cpus;
-  std::ifstream f("/sys/devices/system/cpu/possible");
-  std::string line;
-  if (std::getline(f, line)) {
-    for (absl::string_view part : absl::StrSplit(line, ',', absl::SkipEmpty())) {
-      std::vector<absl::string_view> range = absl::StrSplit(part, '-');
-      int lo = 0, hi = 0;
-      if (!absl::SimpleAtoi(range[0], &lo)) continue;
-      hi = lo;
-      if (range.size() > 1 && !absl::SimpleAtoi(range[1], &hi)) continue;
-      for (int c = lo; c <= hi; c++) cpus.push_back(c);
-    }
-  }
-  if (cpus.empty()) {
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long c = 0; c < (n > 0 ? n : 1); c++) cpus.push_back(static_cast<int>(c));
-  }
-  return cpus;
-}
 
 RingFactory RealRingFactory() {
   return [](uint16_t, unsigned entries) -> absl::StatusOr<std::unique_ptr<uring::IoRing>> {
@@ -71,15 +53,18 @@ class UringTransport final : public Transport {
   const char* name() const override { return name_.c_str(); }
   std::string Describe() const override {
     size_t bytes = queues_.empty() ? 0 : queues_[0]->policy().buffer_bytes();
+    size_t total = 0;
+    for (const auto& q : queues_) total += q->policy().buffer_bytes();
     // Queues normally end up alike; after per-queue refusals say how many
     // differ from queue 0.
     std::string mode = queues_.empty() ? "" : queues_[0]->policy().Mode();
     size_t other = 0;
     for (const auto& q : queues_) other += q->policy().Mode() != mode;
-    return absl::StrCat(queues_.size(), " queue(s) x ", env_.opts->daemon.queue_depth,
-                        " entries, ", mode, " payload buffers",
+    return absl::StrCat(queues_.size(), " queue(s) on ", workers_.size(), " thread(s) x ",
+                        entries_, " entries, ", mode, " payload buffers",
                         other ? absl::StrCat(" (", other, " queue(s) in another mode)") : "",
-                        ", ", bytes >> 10, " KiB per queue",
+                        ", ", bytes >> 10, " KiB per queue (", total >> 10, " KiB in all, budget ",
+                        budget_ >> 10, " KiB)",
                         zero_copy_ready_.load() ? ", zero-copy in effect" : "",
                         UringOff() ? " (io-uring switched off by the kernel: requests come "
                                      "through /dev/fuse)"
@@ -87,15 +72,18 @@ class UringTransport final : public Transport {
   }
   std::string Stats() const override {
     UringQueueStats sum;
+    size_t used = 0;  // queues that carried a request
     for (const auto& q : queues_) {
       UringQueueStats st = q->stats();
+      used += st.requests > 0;
       sum.requests += st.requests;
       sum.zero_copy_requests += st.zero_copy_requests;
       sum.zero_copy_bytes += st.zero_copy_bytes;
       sum.zero_copy_staged += st.zero_copy_staged;
       sum.copied_bytes += st.copied_bytes;
     }
-    return absl::StrCat(name_, " stats: ", sum.requests, " requests on the rings, ",
+    return absl::StrCat(name_, " stats: ", sum.requests, " requests on the rings (", used, " of ",
+                        queues_.size(), " queue(s) used), ",
                         sum.zero_copy_requests, " zero-copy (", sum.zero_copy_bytes,
                         " bytes by fixed-buffer I/O, ", sum.zero_copy_staged,
                         " staged through daemon memory), ", sum.copied_bytes,
@@ -112,24 +100,52 @@ class UringTransport final : public Transport {
   absl::Status Start() override {
     if (absl::Status s = side_->Start(); !s.ok()) return s;
     std::vector<int> cpus = PossibleCpus();
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     // Exactly the kernel's payload size, from the negotiated max_write and
     // the kernel's own max_pages (Session) and the real page size.
-    const size_t payload = abi::UringMinPayload(env_.max_write, env_.max_pages,
-                                                static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+    const size_t payload = abi::UringMinPayload(env_.max_write, env_.max_pages, page);
+    const unsigned nq = static_cast<unsigned>(cpus.size());
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    absl::StatusOr<UringBufferPlan> plan = PlanUringBuffers(
+        env_.opts->daemon, nq, page, online > 0 ? static_cast<unsigned>(online) : 1);
+    if (!plan.ok()) return plan.status();
+    budget_ = plan->budget;
+    // The plan sized max_write (Session offered it); the kernel's payload may
+    // still be larger (a kernel that kept its own max_pages): entries follow
+    // the real size, at least one per queue.
+    entries_ = static_cast<unsigned>(std::max<uint64_t>(
+        1, std::min<uint64_t>(plan->entries, budget_ / (uint64_t{nq} * payload))));
+    if (uint64_t{nq} * payload > budget_) {
+      fprintf(stderr,
+              "kmfused: one %zu KiB entry per queue for %u queues exceeds buffer_memory "
+              "(%llu KiB): using one anyway\n",
+              payload >> 10, nq, static_cast<unsigned long long>(budget_ >> 10));
+    }
     for (size_t q = 0; q < cpus.size(); q++) {
       UringQueueConfig cfg;
       cfg.qid = static_cast<uint16_t>(q);
-      cfg.entries = env_.opts->daemon.queue_depth;
+      cfg.entries = entries_;
       cfg.payload_size = payload;
       cfg.fuse_fd = env_.dev_fd;
-      cfg.pin_cpu = cpus[q];
       cfg.zero_copy_ready = &zero_copy_ready_;
       cfg.gate = env_.gate;
       queues_.push_back(std::make_unique<UringQueue>(cfg, policies_(), env_.dispatcher));
     }
-    for (auto& q : queues_) {
-      UringQueue* queue = q.get();
-      threads_.Spawn([this, queue] { return queue->Run(rings_, &registered_); });
+    // Thread t serves queues [t*nq/T, (t+1)*nq/T): neighbouring CPUs (one
+    // cache or NUMA node, usually) share a thread, which runs on them.
+    const unsigned nt = queues_[0]->policy().shares_ring() ? plan->threads : nq;
+    for (unsigned t = 0; t < nt; t++) {
+      std::vector<UringQueue*> served;
+      std::vector<int> pin;
+      for (unsigned q = t * nq / nt; q < (t + 1) * nq / nt; q++) {
+        served.push_back(queues_[q].get());
+        pin.push_back(cpus[q]);
+      }
+      workers_.push_back(std::make_unique<UringWorker>(std::move(served), std::move(pin)));
+    }
+    for (auto& w : workers_) {
+      UringWorker* worker = w.get();
+      threads_.Spawn([this, worker] { return worker->Run(rings_, &registered_); });
     }
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.
@@ -163,6 +179,11 @@ class UringTransport final : public Transport {
   RingFactory rings_;
   std::unique_ptr<Transport> side_;
   std::vector<std::unique_ptr<UringQueue>> queues_;
+  // After queues_: destroyed first (a worker drops its ring before the
+  // queues' buffers go).
+  std::vector<std::unique_ptr<UringWorker>> workers_;
+  unsigned entries_ = 0;
+  uint64_t budget_ = 0;
   std::atomic<unsigned> registered_{0};
   std::atomic<bool> zero_copy_ready_{false};
   QueueThreads threads_;

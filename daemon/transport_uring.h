@@ -12,9 +12,6 @@
 
 namespace kmfuse {
 
-// CPUs the kernel counts for nr_queues (/sys/devices/system/cpu/possible).
-std::vector<int> PossibleCpus();
-
 // SQE128 rings with single-issuer + defer-taskrun when the kernel takes them.
 RingFactory RealRingFactory();
 

@@ -26,7 +26,13 @@ namespace {
 using abi::fuse_uring_cmd_req;
 using abi::fuse_uring_req_header;
 
-constexpr uint64_t kMailboxTag = ~uint64_t{0};
+// user_data on a worker's ring: bits 16..31 name the queue (its place in
+// the worker), the rest is the queue's own: an entry's index (< 65536) for
+// its URING_CMDs, | kBackendReadBit for a backend read, | kFixedOpBit for a
+// zero-copy fixed op, kMailboxTag for the mailbox read.
+constexpr unsigned kQueueShift = 16;
+constexpr uint64_t kQueueBits = uint64_t{0xffff} << kQueueShift;
+constexpr uint64_t kMailboxTag = uint64_t{1} << 42;
 // user_data of a backend read: entry index | kBackendReadBit; of a
 // zero-copy fixed op: entry index | kFixedOpBit.
 constexpr uint64_t kBackendReadBit = uint64_t{1} << 40;
@@ -178,15 +184,11 @@ UringQueue::UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolic
     : cfg_(cfg), policy_(std::move(policy)), dispatcher_(dispatcher) {}
 
 UringQueue::~UringQueue() {
-  if (policy_ != nullptr && policy_->uses_ring_in_destructor()) {
-    // Its buffer rings and registrations belong to the ring: drop it first.
-    policy_.reset();
-    ring_.reset();
-  } else {
-    // The kernel may write into the policy's memory until the ring is gone.
-    ring_.reset();
-    policy_.reset();
-  }
+  // A worker of its own goes first (it drops the ring, and before it a
+  // policy that uses the ring in its destructor); a transport's workers are
+  // gone already. The kernel may write into the policy's memory until then.
+  own_worker_.reset();
+  policy_.reset();
   if (mailbox_fd_ >= 0) close(mailbox_fd_);
   if (staging_fd_ >= 0) close(staging_fd_);
 }
@@ -296,7 +298,7 @@ bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t
   e->read_off_ = offset;
   e->read_len_ = len;
   io_uring_prep_read(sqe, fd, e->payload_, static_cast<unsigned>(len), offset);
-  sqe->user_data = e->index() | kBackendReadBit;
+  sqe->user_data = Tag(e) | kBackendReadBit;
   return true;
 }
 
@@ -347,7 +349,7 @@ void UringQueue::SubmitFixed(UringEntry* e) {
   const uint64_t addr = e->read_done_;
   const unsigned len = static_cast<unsigned>(e->read_len_ - e->read_done_);
   const uint64_t off = e->read_off_ + e->read_done_;
-  const uint64_t ud = e->index() | kFixedOpBit;
+  const uint64_t ud = Tag(e) | kFixedOpBit;
   switch (e->op_) {
     case UringEntry::FdOp::kReadFixed:
     case UringEntry::FdOp::kStageIn:
@@ -478,7 +480,7 @@ void UringQueue::QueueCommitSqe(UringEntry* e) {
     sqe = ring_->GetSqe();
   }
   e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
-  policy_->PrepCommit(sqe, cfg_.fuse_fd, *e, e->index());
+  policy_->PrepCommit(sqe, cfg_.fuse_fd, *e, Tag(e));
   if (e->admitted_) {
     e->admitted_ = false;
     gate_unsubmitted_++;
@@ -492,7 +494,7 @@ void UringQueue::ArmMailbox() {
     sqe = ring_->GetSqe();
   }
   io_uring_prep_read(sqe, mailbox_fd_, &mailbox_buf_, sizeof(mailbox_buf_), 0);
-  sqe->user_data = kMailboxTag;
+  sqe->user_data = ud_base_ | kMailboxTag;
 }
 
 void UringQueue::DrainMailbox() {
@@ -538,7 +540,7 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
       // REGISTER raced INIT processing: resubmit, as the kernel asks.
       io_uring_sqe* sqe = ring_->GetSqe();
       if (sqe != nullptr) {
-        policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, e->index());
+        policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, Tag(e));
         return;
       }
     }
@@ -638,25 +640,15 @@ void UringQueue::Deliver(UringEntry* e) {
 }
 
 absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {
+  std::vector<int> pin;
+  if (cfg_.pin_cpu >= 0) pin.push_back(cfg_.pin_cpu);
+  own_worker_ = std::make_unique<UringWorker>(std::vector<UringQueue*>{this}, std::move(pin));
+  return own_worker_->Run(ring_factory, registered);
+}
+
+absl::Status UringQueue::SetUp(uring::IoRing* ring, const PolicySetup& setup) {
   thread_id_ = std::this_thread::get_id();
-  if (cfg_.pin_cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cfg_.pin_cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  }
-  // SQ: one SQE per entry plus the mailbox read, with room to spare.
-  absl::StatusOr<std::unique_ptr<uring::IoRing>> ring = ring_factory(cfg_.qid, cfg_.entries * 2 + 4);
-  if (!ring.ok()) {
-    if (registered) registered->fetch_add(1);
-    return ring.status();
-  }
-  ring_ = std::move(*ring);
-  PolicySetup setup;
-  setup.qid = cfg_.qid;
-  setup.entries = cfg_.entries;
-  setup.payload_size = cfg_.payload_size;
-  setup.fuse_fd = cfg_.fuse_fd;
+  ring_ = ring;
   if (absl::Status s = policy_->Setup(*ring_, setup); !s.ok()) {
     if (absl::IsUnavailable(s)) {
       // io-uring is off on this connection (EOPNOTSUPP): requests arrive on
@@ -664,17 +656,18 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
       uring_off_.store(true);
       fprintf(stderr, "kmfused: %s; serving requests through /dev/fuse\n",
               std::string(s.message()).c_str());
-      if (registered) registered->fetch_add(1);
       return absl::OkStatus();
     }
-    if (registered) registered->fetch_add(1);
     return s;
   }
   mailbox_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (mailbox_fd_ < 0) {
-    if (registered) registered->fetch_add(1);
-    return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
-  }
+  if (mailbox_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  active_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status UringQueue::Begin() {
+  if (!active_) return absl::OkStatus();
   for (unsigned i = 0; i < cfg_.entries; i++) {
     entries_.push_back(std::make_unique<UringEntry>(this, static_cast<uint16_t>(i), policy_->Header(i)));
   }
@@ -685,7 +678,7 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
       sqe = ring_->GetSqe();
     }
     e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
-    policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, e->index());
+    policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, Tag(e.get()));
   }
   live_ = cfg_.entries;
   ArmMailbox();
@@ -699,31 +692,135 @@ absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsign
       (void)n;
     });
   }
-  int rc = ring_->Submit();
-  if (registered) registered->fetch_add(1);
+  return absl::OkStatus();
+}
+
+UringWorker::UringWorker(std::vector<UringQueue*> queues, std::vector<int> pin_cpus)
+    : queues_(std::move(queues)), pin_cpus_(std::move(pin_cpus)) {
+  for (size_t i = 0; i < queues_.size(); i++) {
+    queues_[i]->ud_base_ = uint64_t{i} << kQueueShift;
+  }
+}
+
+UringWorker::~UringWorker() {
+  // Buffer rings and registrations of such policies belong to the ring: they
+  // go first. Every other policy's memory may be written by the kernel until
+  // the ring is gone: those go with their queues, later.
+  for (UringQueue* q : queues_) {
+    if (q->policy_ != nullptr && q->policy_->uses_ring_in_destructor()) q->policy_.reset();
+    q->ring_ = nullptr;
+  }
+  ring_.reset();
+}
+
+bool UringWorker::Live() const {
+  for (const UringQueue* q : queues_) {
+    if (q->live_ > 0) return true;
+  }
+  return false;
+}
+
+absl::Status UringWorker::SetUp(const RingFactory& ring_factory) {
+  if (queues_.empty()) return absl::InvalidArgumentError("a uring worker without queues");
+  if (queues_.size() > (kQueueBits >> kQueueShift) + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(queues_.size(), " queues on one ring"));
+  }
+  unsigned entries = 0;
+  unsigned slots = 0;
+  for (UringQueue* q : queues_) {
+    if (!q->policy_->shares_ring() && queues_.size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "queue ", q->qid(), ": the ", q->policy_->name(), " policy needs a ring of its own"));
+    }
+    entries += q->cfg_.entries;
+    slots += q->policy_->fixed_slots(q->cfg_.entries);
+  }
+  // SQ: one SQE per entry plus each mailbox read, with room to spare; the
+  // SQ is flushed when full, the CQ (twice the SQ) overflows into the
+  // kernel's list rather than dropping completions.
+  const unsigned sq = std::min<unsigned>(4096, entries * 2 + 4 * static_cast<unsigned>(queues_.size()));
+  absl::StatusOr<std::unique_ptr<uring::IoRing>> ring = ring_factory(queues_[0]->qid(), sq);
+  if (!ring.ok()) return ring.status();
+  ring_ = std::move(*ring);
+  // One sparse fixed-buffer table for every queue on the ring (a ring has
+  // one table): each queue's slots follow the previous queue's.
+  int table_error = 0;
+  if (slots > 0) table_error = std::min(0, uring::RegisterSparseBuffers(*ring_, slots));
+  unsigned slot_base = 0;
+  for (UringQueue* q : queues_) {
+    PolicySetup setup;
+    setup.qid = q->cfg_.qid;
+    setup.entries = q->cfg_.entries;
+    setup.payload_size = q->cfg_.payload_size;
+    setup.fuse_fd = q->cfg_.fuse_fd;
+    setup.shared_table = true;
+    setup.slot_base = slot_base;
+    setup.table_error = table_error;
+    slot_base += q->policy_->fixed_slots(q->cfg_.entries);
+    if (absl::Status s = q->SetUp(ring_.get(), setup); !s.ok()) return s;
+  }
+  for (UringQueue* q : queues_) {
+    if (absl::Status s = q->Begin(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UringWorker::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {
+  if (!pin_cpus_.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : pin_cpus_) {
+      if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
+    }
+    // EINVAL when none of them is online: the thread then runs anywhere.
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  absl::Status s = SetUp(ring_factory);
+  int rc = s.ok() && Live() ? ring_->Submit() : 0;
+  if (registered) registered->fetch_add(static_cast<unsigned>(queues_.size()));
+  if (!s.ok()) return s;
   if (rc < 0) return absl::InternalError(absl::StrCat("io_uring_enter: ", strerror(-rc)));
 
-  // The completion loop: submit pending commits and wait, then handle every
-  // ready completion (res and flags copied first by Reap).
-  while (live_ > 0) {
-    const unsigned submitting = gate_unsubmitted_;
-    gate_unsubmitted_ = 0;
+  // The completion loop: submit pending commits and wait, then hand every
+  // ready completion (res and flags copied first by Reap) to its queue.
+  RequestGate* gate = queues_[0]->cfg_.gate;
+  while (Live()) {
+    unsigned submitting = 0;
+    for (UringQueue* q : queues_) {
+      submitting += q->gate_unsubmitted_;
+      q->gate_unsubmitted_ = 0;
+    }
     rc = ring_->SubmitAndWait(1);
-    if (cfg_.gate != nullptr) {
+    if (gate != nullptr) {
       // rc >= 0: every queued SQE was submitted (a COMMIT_AND_FETCH hands its
       // reply to the kernel at submission).
       if (rc >= 0) {
-        cfg_.gate->Done(submitting);
+        gate->Done(submitting);
       } else {
-        gate_unsubmitted_ += submitting;
+        queues_[0]->gate_unsubmitted_ += submitting;
       }
     }
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-      return absl::InternalError(absl::StrCat("queue ", cfg_.qid, ": io_uring_enter: ", strerror(-rc)));
+      return absl::InternalError(absl::StrCat("queue ", queues_[0]->qid(),
+                                              queues_.size() > 1 ? absl::StrCat("..", queues_.back()->qid()) : "",
+                                              ": io_uring_enter: ", strerror(-rc)));
     }
-    ring_->Reap([this](const uring::Completion& c) { HandleCompletion(c); });
+    ring_->Reap([this](const uring::Completion& c) {
+      const uint64_t q = (c.user_data & kQueueBits) >> kQueueShift;
+      if (q >= queues_.size()) {
+        fprintf(stderr, "kmfused: completion for unknown queue %llu\n",
+                static_cast<unsigned long long>(q));
+        return;
+      }
+      uring::Completion own = c;
+      own.user_data &= ~kQueueBits;
+      queues_[q]->HandleCompletion(own);
+    });
   }
-  return fatal_;
+  for (UringQueue* q : queues_) {
+    if (!q->fatal_.ok()) return q->fatal_;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kmfuse

@@ -1,10 +1,13 @@
 // FUSE-over-io_uring queues: the request path shared by the `uring`, `kmbuf`
 // and `bufpool` transports.
 //
-// One UringQueue per possible CPU, each with its own SQE128 ring and thread.
-// Each of its N UringEntry objects is one in-flight URING_CMD: REGISTER once,
-// then COMMIT_AND_FETCH after every reply. The entry's address is stable for
-// the queue's life and its index is the SQE user_data.
+// One UringQueue per possible CPU (the kernel's qid). A UringWorker serves
+// one or several queues on one SQE128 ring and one thread: every REGISTER
+// names its queue's qid, so entries of several queues live on one ring, and
+// a completion's user_data names the queue (its place in the worker, bits
+// 16..31) and the entry (bits 0..15). Each of a queue's N UringEntry objects
+// is one in-flight URING_CMD: REGISTER once, then COMMIT_AND_FETCH after
+// every reply. The entry's address is stable for the queue's life.
 //
 // Buffer ownership is explicit in UringEntry::State:
 //   kNew      -> not yet given to the kernel
@@ -86,6 +89,7 @@ class UringEntry final : public ReplySink {
 
  private:
   friend class UringQueue;
+  friend class UringWorker;
   // What the entry's fd operation (CommitFromFd / CommitWriteToFd) does.
   enum class FdOp : uint8_t {
     kNone,
@@ -129,6 +133,14 @@ struct PolicySetup {
   // max(8192, max_write, max_pages * page size) with the negotiated values.
   // Per-entry buffers may be larger; pool buffers are exactly this far apart.
   size_t payload_size = 0;
+  // Fixed-buffer slots. shared_table: the worker registered one sparse
+  // table for every queue on the ring, and this queue's fixed_slots()
+  // slots start at slot_base (table_error: -errno when that registration
+  // failed; the policy then treats registering as refused). false: the
+  // policy registers a table of its own (a ring it alone uses).
+  bool shared_table = false;
+  unsigned slot_base = 0;
+  int table_error = 0;
   int fuse_fd = -1;         // the connection's /dev/fuse fd (URING_CMD target)
 };
 
@@ -173,6 +185,15 @@ class PayloadPolicy {
   // Memory this queue's buffers use, for Describe().
   virtual size_t buffer_bytes() const = 0;
   // See the contract above.
+  // Fixed-buffer slots a queue of `entries` entries wants in its ring's
+  // table (PolicySetup::slot_base), asked before Setup.
+  virtual unsigned fixed_slots(unsigned entries) const {
+    (void)entries;
+    return 0;
+  }
+  // False when the policy needs a ring of its own (it claims ring-wide
+  // resources such as buffer group 0): its queues get a worker each.
+  virtual bool shares_ring() const { return true; }
   virtual bool uses_ring_in_destructor() const { return true; }
   // True when the queue was created with FUSE_URING_ZERO_COPY: the kernel
   // may register a READ/WRITE's pages in the entry's slot.
@@ -204,6 +225,8 @@ using RingFactory =
 // iovec[2] = {header, payload}; the payload never moves.
 std::unique_ptr<PayloadPolicy> MakePerEntryPolicy();
 
+// Claims bgid 0 and the ring's registered-buffer table: one queue per ring
+// (shares_ring() is false).
 // Kernel-managed buffer ring (`kmbuf`, the proposed series; docs section 4).
 // Per queue: one IOU_PBUF_RING_KERNEL_MANAGED ring at bgid 0 with buf_size =
 // payload_size and ring_entries = the smallest power of two >= entries (or
@@ -281,18 +304,24 @@ struct UringQueueStats {
   uint64_t zero_copy_staged = 0;    // zero-copy requests that went through daemon memory
   uint64_t copied_bytes = 0;        // READ/WRITE data through a payload buffer
 };
+class UringWorker;
+
 
 class UringQueue {
  public:
   UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolicy> policy,
+  // A queue served by a UringWorker it does not own must outlive that
+  // worker (the worker drops the ring before the queue's buffers go).
              proto::Dispatcher* dispatcher);
   ~UringQueue();
 
-  // Runs the queue on the calling thread until every entry is dead (the
-  // connection ended) or a fatal error. `registered` is bumped once all of
-  // this queue's REGISTERs are submitted.
+  // Runs the queue alone (a worker of its own, pinned to cfg.pin_cpu) on
+  // the calling thread until every entry is dead (the connection ended) or
+  // a fatal error. `registered` is bumped once all of this queue's
+  // REGISTERs are submitted.
   absl::Status Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered);
 
+  unsigned entries() const { return cfg_.entries; }
   uint16_t qid() const { return cfg_.qid; }
   const PayloadPolicy& policy() const { return *policy_; }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
@@ -305,6 +334,14 @@ class UringQueue {
   UringQueueStats stats() const;
 
  private:
+  friend class UringWorker;
+  // user_data of entry e's commands: the worker's bits for this queue | the
+  // entry's index.
+  uint64_t Tag(const UringEntry* e) const { return ud_base_ | e->index(); }
+  // Worker phases on the worker thread: the policy's Setup (every queue of
+  // the ring before any REGISTER), then the REGISTERs and the mailbox read.
+  absl::Status SetUp(uring::IoRing* ring, const PolicySetup& setup);
+  absl::Status Begin();
   friend class UringEntry;
   void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len);
   bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
@@ -330,7 +367,12 @@ class UringQueue {
   UringQueueConfig cfg_;
   std::unique_ptr<PayloadPolicy> policy_;
   proto::Dispatcher* dispatcher_;
-  std::unique_ptr<uring::IoRing> ring_;
+  // Set by the worker serving the queue: its ring, and this queue's
+  // user_data bits.
+  uring::IoRing* ring_ = nullptr;
+  uint64_t ud_base_ = 0;
+  std::unique_ptr<UringWorker> own_worker_;  // Run(): a worker of its own
+  bool active_ = false;  // set up, REGISTERs submitted (not switched off)
   std::vector<std::unique_ptr<UringEntry>> entries_;
   unsigned live_ = 0;
   // Commits of admitted requests queued since the last submission.
@@ -355,6 +397,36 @@ class UringQueue {
   Mutex mailbox_mu_;
   std::vector<UringEntry*> mailbox_ ABSL_GUARDED_BY(mailbox_mu_);
 };
+// One serving thread with one ring for one or several queues (see the top
+// of this file). Run() creates the ring, registers one sparse fixed-buffer
+// table holding every queue's fixed_slots(), runs each policy's Setup in
+// turn, submits every queue's REGISTERs and serves completions until every
+// entry of every queue is dead. Queues are not owned and must outlive the
+// worker; its destructor drops the policies that use the ring in their
+// destructor, then the ring. A policy that does not share_ring() must be the
+// worker's only queue.
+class UringWorker {
+ public:
+  // pin_cpus: the thread's CPU set (empty: no pinning).
+  UringWorker(std::vector<UringQueue*> queues, std::vector<int> pin_cpus);
+  ~UringWorker();
+  UringWorker(const UringWorker&) = delete;
+  UringWorker& operator=(const UringWorker&) = delete;
+
+  // `registered` is bumped once per queue when its REGISTERs are submitted
+  // (or the worker failed before that).
+  absl::Status Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered);
+  const std::vector<UringQueue*>& queues() const { return queues_; }
+
+ private:
+  absl::Status SetUp(const RingFactory& ring_factory);
+  bool Live() const;
+
+  std::vector<UringQueue*> queues_;
+  std::vector<int> pin_cpus_;
+  std::unique_ptr<uring::IoRing> ring_;
+};
+
 
 }  // namespace kmfuse
 
