@@ -163,14 +163,7 @@ class RingReadQueue {
     dispatcher_->Dispatch(view, sink);
   }
 
-  io_uring_sqe* Sqe() {
-    io_uring_sqe* sqe = ring_->GetSqe();
-    while (sqe == nullptr) {
-      ring_->Submit();
-      sqe = ring_->GetSqe();
-    }
-    return sqe;
-  }
+  io_uring_sqe* Sqe() { return uring::NextSqe(*ring_); }
   void ArmRead() {
     uring::PrepReadMultishot(Sqe(), fd_, 0, kReadTag);
     armed_ = true;

@@ -338,11 +338,7 @@ bool UringQueue::StartFixed(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t
 }
 
 void UringQueue::SubmitFixed(UringEntry* e) {
-  io_uring_sqe* sqe = ring_->GetSqe();
-  while (sqe == nullptr) {
-    ring_->Submit();
-    sqe = ring_->GetSqe();
-  }
+  io_uring_sqe* sqe = uring::NextSqe(*ring_);
   const uint16_t slot = policy_->ZeroCopySlot(*e);
   // The kernel registered the caller's pages as a buffer starting at
   // address 0: addr is the offset into them.
@@ -474,11 +470,7 @@ void UringQueue::FinishBackendRead(UringEntry* e, int32_t res) {
 }
 
 void UringQueue::QueueCommitSqe(UringEntry* e) {
-  io_uring_sqe* sqe = ring_->GetSqe();
-  while (sqe == nullptr) {
-    ring_->Submit();
-    sqe = ring_->GetSqe();
-  }
+  io_uring_sqe* sqe = uring::NextSqe(*ring_);
   e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
   policy_->PrepCommit(sqe, cfg_.fuse_fd, *e, Tag(e));
   if (e->admitted_) {
@@ -488,11 +480,7 @@ void UringQueue::QueueCommitSqe(UringEntry* e) {
 }
 
 void UringQueue::ArmMailbox() {
-  io_uring_sqe* sqe = ring_->GetSqe();
-  while (sqe == nullptr) {
-    ring_->Submit();
-    sqe = ring_->GetSqe();
-  }
+  io_uring_sqe* sqe = uring::NextSqe(*ring_);
   io_uring_prep_read(sqe, mailbox_fd_, &mailbox_buf_, sizeof(mailbox_buf_), 0);
   sqe->user_data = ud_base_ | kMailboxTag;
 }
@@ -672,11 +660,7 @@ absl::Status UringQueue::Begin() {
     entries_.push_back(std::make_unique<UringEntry>(this, static_cast<uint16_t>(i), policy_->Header(i)));
   }
   for (auto& e : entries_) {
-    io_uring_sqe* sqe = ring_->GetSqe();
-    while (sqe == nullptr) {
-      ring_->Submit();
-      sqe = ring_->GetSqe();
-    }
+    io_uring_sqe* sqe = uring::NextSqe(*ring_);
     e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
     policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, Tag(e.get()));
   }

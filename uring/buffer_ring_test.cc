@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "uring/base/unique_fd.h"
 #include "uring/ring.h"
 #include "uring/sqe.h"
 #include "uring/uapi.h"
@@ -26,24 +26,17 @@ constexpr uint64_t kUd = 0x1234;
 
 // A pipe whose fds are closed when the test ends, pass or fail.
 struct Pipe {
-  int r = -1, w = -1;
+  UniqueFd reader, writer;
   explicit Pipe(int flags = 0) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | flags) == 0) {
-      r = fds[0];
-      w = fds[1];
+      reader.reset(fds[0]);
+      writer.reset(fds[1]);
     }
   }
-  ~Pipe() {
-    if (r >= 0) close(r);
-    CloseWrite();
-  }
-  void CloseWrite() {
-    if (w >= 0) close(w);
-    w = -1;
-  }
+  void CloseWrite() { writer.reset(); }
   void Write(const std::string& s) const {
-    ASSERT_EQ(write(w, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+    ASSERT_EQ(write(writer.get(), s.data(), s.size()), static_cast<ssize_t>(s.size()));
   }
 };
 
@@ -104,7 +97,7 @@ TEST_F(BufferRingTest, ProvidedReadSelectOnPipeFillsSuccessiveBids) {
   const std::string msgs[] = {"hello", "io_uring world", "x"};
   for (int i = 0; i < 3; ++i) {
     p.Write(msgs[i]);
-    PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 3, kUd + i);
+    PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 3, kUd + i);
     Completion c = Next();
     EXPECT_EQ(c.user_data, kUd + i);
     ASSERT_EQ(c.res, static_cast<int>(msgs[i].size()));
@@ -119,9 +112,9 @@ TEST_F(BufferRingTest, ProvidedReadSelectOnPipeFillsSuccessiveBids) {
 TEST_F(BufferRingTest, ProvidedReadSelectOnFileHonoursLenAndOffset) {
   auto br = MakeProvided(0, 2, 4096);
   ASSERT_NE(br, nullptr);
-  int fd = memfd_create("buffer_ring_test", MFD_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  absl::Cleanup close_fd = [fd] { close(fd); };
+  UniqueFd memfd(memfd_create("buffer_ring_test", MFD_CLOEXEC));
+  ASSERT_TRUE(memfd.valid()) << "memfd_create: errno " << errno;
+  const int fd = memfd.get();
   std::string content(1000, '\0');
   for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
   ASSERT_EQ(pwrite(fd, content.data(), content.size(), 0), 1000);
@@ -144,7 +137,7 @@ TEST_F(BufferRingTest, MultishotReadFillsSuccessiveBidsWithMore) {
   auto br = MakeProvided(1, 8, 4096);
   ASSERT_NE(br, nullptr);
   Pipe p(O_NONBLOCK);
-  PrepReadMultishot(ring_->GetSqe(), p.r, 1, kUd);
+  PrepReadMultishot(ring_->GetSqe(), p.reader.get(), 1, kUd);
   ASSERT_GE(ring_->Submit(), 1);
   for (int i = 0; i < 5; ++i) {
     std::string msg = "request " + std::to_string(i) + std::string(i * 10, '#');
@@ -171,18 +164,18 @@ TEST_F(BufferRingTest, SingleShotExhaustionGivesEnobufsThenRecycleServes) {
   Pipe p;
   for (int i = 0; i < 2; ++i) {
     p.Write("m" + std::to_string(i));
-    PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 2, kUd);
+    PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 2, kUd);
     Completion c = Next();
     ASSERT_EQ(c.res, 2);
     EXPECT_EQ(BufferRing::BidFromCqeFlags(c.flags), i);
   }
   p.Write("m2");
-  PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 2, kUd);
+  PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 2, kUd);
   Completion c = Next();
   EXPECT_EQ(c.res, -ENOBUFS);
   EXPECT_FALSE(BufferRing::HasBuffer(c.flags));
   br->Recycle(1);
-  PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 2, kUd);
+  PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 2, kUd);
   c = Next();
   ASSERT_EQ(c.res, 2);
   EXPECT_EQ(BufferRing::BidFromCqeFlags(c.flags), 1);
@@ -193,7 +186,7 @@ TEST_F(BufferRingTest, MultishotExhaustionTerminatesThenRecycleAndRearm) {
   auto br = MakeProvided(4, 2, 4096);
   ASSERT_NE(br, nullptr);
   Pipe p(O_NONBLOCK);
-  PrepReadMultishot(ring_->GetSqe(), p.r, 4, kUd);
+  PrepReadMultishot(ring_->GetSqe(), p.reader.get(), 4, kUd);
   ASSERT_GE(ring_->Submit(), 1);
   for (int i = 0; i < 2; ++i) {
     p.Write("req" + std::to_string(i));
@@ -210,7 +203,7 @@ TEST_F(BufferRingTest, MultishotExhaustionTerminatesThenRecycleAndRearm) {
   // The daemon's recovery: give a buffer back, re-arm, the pending data lands.
   EXPECT_EQ(std::string(br->Data(0), 4), "req0");
   br->Recycle(0);
-  PrepReadMultishot(ring_->GetSqe(), p.r, 4, kUd + 1);
+  PrepReadMultishot(ring_->GetSqe(), p.reader.get(), 4, kUd + 1);
   c = Next();
   EXPECT_EQ(c.user_data, kUd + 1);
   ASSERT_EQ(c.res, 4);
@@ -227,7 +220,7 @@ TEST_F(BufferRingTest, StageAndPublishReturnBuffersInBatch) {
   Pipe p;
   for (int i = 0; i < 2; ++i) {
     p.Write("a");
-    PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 5, kUd);
+    PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 5, kUd);
     ASSERT_EQ(Next().res, 1);
   }
   br->Stage(1);
@@ -235,14 +228,14 @@ TEST_F(BufferRingTest, StageAndPublishReturnBuffersInBatch) {
   EXPECT_EQ(br->staged(), 2u);
   // Staged but unpublished buffers are invisible to the kernel.
   p.Write("b");
-  PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 5, kUd);
+  PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 5, kUd);
   EXPECT_EQ(Next().res, -ENOBUFS);
   br->Publish();
   EXPECT_EQ(br->staged(), 0u);
   std::vector<uint16_t> bids;
   for (int i = 0; i < 2; ++i) {
     if (i == 1) p.Write("c");
-    PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 5, kUd);
+    PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 5, kUd);
     Completion c = Next();
     ASSERT_EQ(c.res, 1);
     bids.push_back(BufferRing::BidFromCqeFlags(c.flags));
@@ -260,7 +253,7 @@ TEST_F(BufferRingTest, HeadRoomIsLeftUntouched) {
   Pipe p;
   std::string big(5000, 'z');
   p.Write(big);
-  PrepReadSelect(ring_->GetSqe(), p.r, 0, ~0ULL, 6, kUd);
+  PrepReadSelect(ring_->GetSqe(), p.reader.get(), 0, ~0ULL, 6, kUd);
   Completion c = Next();
   ASSERT_EQ(c.res, static_cast<int>(4096 - kHead)) << "kernel may only fill buf_size-head_room";
   ASSERT_EQ(BufferRing::BidFromCqeFlags(c.flags), 0);

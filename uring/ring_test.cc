@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "uring/base/unique_fd.h"
 #include "uring/sqe.h"
 #include "uring/uapi.h"
 
@@ -210,12 +211,36 @@ TEST(RingTest, RegisterFilesAndBuffers) {
   REQUIRE_RING(ring, RingOptions{});
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
+  UniqueFd reader(fds[0]), writer(fds[1]);
   EXPECT_EQ(ring->RegisterFiles(fds, 2), 0);
   static char buf[4096];
   iovec iov{buf, sizeof(buf)};
   EXPECT_EQ(ring->RegisterBuffers(&iov, 1), 0);
-  close(fds[0]);
-  close(fds[1]);
+}
+
+TEST(RingTest, NextSqeSubmitsWhenTheQueueIsFull) {
+  RingOptions o;
+  o.entries = 2;
+  REQUIRE_RING(ring, o);
+  for (uint64_t i = 0; i < 2; ++i) {
+    io_uring_sqe* sqe = ring->GetSqe();
+    ASSERT_NE(sqe, nullptr);
+    io_uring_prep_nop(sqe);
+    sqe->user_data = i;
+  }
+  ASSERT_EQ(ring->GetSqe(), nullptr) << "a 2-entry SQ holds 2 SQEs";
+  io_uring_sqe* third = NextSqe(*ring);
+  ASSERT_NE(third, nullptr);
+  io_uring_prep_nop(third);
+  third->user_data = 2;
+  ASSERT_GE(ring->SubmitAndWaitTimeout(3, kTimeoutNs), 0);
+  std::vector<uint64_t> done;
+  while (done.size() < 3) {
+    if (ring->Reap([&](const Completion& c) { done.push_back(c.user_data); }) == 0) {
+      ASSERT_GE(ring->SubmitAndWaitTimeout(1, kTimeoutNs), 0);
+    }
+  }
+  EXPECT_THAT(done, ::testing::UnorderedElementsAre(0u, 1u, 2u));
 }
 
 TEST(RingTest, UringCmdPrepFitsCommandArea) {
@@ -243,6 +268,7 @@ TEST(RingTest, UringCmdOnPipeIsRejectedByKernel) {
   REQUIRE_RING(ring, o);
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
+  UniqueFd reader(fds[0]), writer(fds[1]);
   io_uring_sqe* sqe = ring->GetSqe();
   char cmd[24] = {};
   ASSERT_TRUE(PrepUringCmd(sqe, ring->sqe128(), fds[0], 1, cmd, sizeof(cmd), 5));
@@ -252,8 +278,6 @@ TEST(RingTest, UringCmdOnPipeIsRejectedByKernel) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].user_data, 5u);
   EXPECT_EQ(got[0].res, -EOPNOTSUPP) << "pipes have no uring_cmd handler";
-  close(fds[0]);
-  close(fds[1]);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// SQE preparation for the opcodes liburing 2.3 has no helper for. Everything
-// else: use liburing's io_uring_prep_* directly.
+// SQE preparation for the opcodes liburing 2.3 has no helper for (everything
+// else: use liburing's io_uring_prep_* directly), and NextSqe, the one way to
+// get an SQE when the submission queue may be full.
 //
 // Contract: `sqe` comes from IoRing::GetSqe (already zeroed); these helpers
 // only set the fields they name, so callers may add flags (IOSQE_FIXED_FILE,
@@ -15,9 +16,22 @@
 
 #include <liburing.h>
 
+#include "uring/io_ring.h"
 #include "uring/uapi.h"
 
 namespace kmfuse::uring {
+
+// A cleared SQE from ring, never nullptr: while the SQ is full, submits what
+// is queued (the kernel consumes SQ entries on submit, so a slot frees) and
+// tries again. Same threading as IoRing::GetSqe: the ring's owner thread.
+inline io_uring_sqe* NextSqe(IoRing& ring) {
+  io_uring_sqe* sqe = ring.GetSqe();
+  while (sqe == nullptr) {
+    ring.Submit();
+    sqe = ring.GetSqe();
+  }
+  return sqe;
+}
 
 // IORING_OP_READ_MULTISHOT (49): one SQE that keeps reading `fd` (which must
 // be pollable, e.g. opened O_NONBLOCK) into buffers selected from group
