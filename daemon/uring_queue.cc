@@ -10,7 +10,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <algorithm>
 #include <cstring>
@@ -103,6 +106,80 @@ class PerEntryPolicy final : public PayloadPolicy {
   char* mem_ = nullptr;
   std::vector<struct iovec> iov_;  // must stay valid while REGISTER is in flight
 };
+
+// How a READ answered from a backing fd (CommitFromFd) is served. Decided
+// once per open file and remembered per serving thread, so the steady state
+// costs the read itself and nothing else (no fcntl/fstatfs per request).
+enum class ReadRoute {
+  // preadv2(RWF_NOWAIT) right here; only a read that would block (EAGAIN)
+  // goes to the ring. Buffered fds of filesystems that support NOWAIT.
+  kNowait,
+  // A plain synchronous read on the queue thread. Files in memory (tmpfs,
+  // ramfs) opened O_DIRECT: tmpfs refuses RWF_NOWAIT (EOPNOTSUPP) and the
+  // ring punts such a read to an io-wq worker, a thread hop and a second
+  // io_uring_enter per request for what is a memcpy. Also buffered fds
+  // whose filesystem answered RWF_NOWAIT with EOPNOTSUPP.
+  kSync,
+  // IORING_OP_READ on the queue's ring, committed on completion: O_DIRECT
+  // on a device, where a synchronous read would stall the queue.
+  kRing,
+};
+
+ReadRoute ClassifyReadFd(int fd) {
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return ReadRoute::kRing;
+  if ((fl & O_DIRECT) == 0) return ReadRoute::kNowait;
+  struct statfs st;
+  if (fstatfs(fd, &st) == 0 &&
+      (st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC)) {
+    return ReadRoute::kSync;
+  }
+  return ReadRoute::kRing;
+}
+
+// A few recently used files per serving thread. An entry is keyed by the
+// fd and by the control block of the object that owns it (the `pin` handed
+// to CommitFromFd): the weak_ptr keeps that control block allocated, so no
+// other object can reuse it while the entry exists, and a stale fd number
+// never matches a newer file. A wrong guess would only cost speed: every
+// route reads the same bytes.
+class ReadRouteCache {
+ public:
+  ReadRoute Get(int fd, const std::shared_ptr<const void>& pin) {
+    if (pin == nullptr) return ClassifyReadFd(fd);
+    Slot& s = slots_[(reinterpret_cast<uintptr_t>(pin.get()) >> 4 ^ static_cast<unsigned>(fd)) %
+                     kSlots];
+    if (s.fd == fd && !s.owner.owner_before(pin) && !pin.owner_before(s.owner) &&
+        !s.owner.expired()) {
+      return s.route;
+    }
+    s.owner = pin;
+    s.fd = fd;
+    s.route = ClassifyReadFd(fd);
+    return s.route;
+  }
+  // The filesystem refused RWF_NOWAIT for this file: read it synchronously
+  // from now on (as the caller would after every refusal).
+  void Demote(int fd, const std::shared_ptr<const void>& pin) {
+    if (pin == nullptr) return;
+    Slot& s = slots_[(reinterpret_cast<uintptr_t>(pin.get()) >> 4 ^ static_cast<unsigned>(fd)) %
+                     kSlots];
+    if (s.fd == fd && !s.owner.owner_before(pin) && !pin.owner_before(s.owner)) {
+      s.route = ReadRoute::kSync;
+    }
+  }
+
+ private:
+  static constexpr unsigned kSlots = 16;
+  struct Slot {
+    std::weak_ptr<const void> owner;
+    int fd = -1;
+    ReadRoute route = ReadRoute::kRing;
+  };
+  Slot slots_[kSlots];
+};
+
+thread_local ReadRouteCache read_routes;
 
 }  // namespace
 
@@ -274,12 +351,22 @@ bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t
   // goes to the ring, so a slow device never stalls the queue.
   // Not for O_DIRECT: RWF_NOWAIT only avoids blocking on locks and block
   // mapping there, a synchronous direct read still waits for the device.
+  const ReadRoute route = read_routes.Get(fd, pin);
+  if (route == ReadRoute::kSync) {
+    ssize_t n = PreadFull(fd, e->payload_, len, static_cast<off_t>(offset));
+    if (n < 0) {
+      CommitFromEntry(e, static_cast<int32_t>(n), 0);
+    } else {
+      CommitFromEntry(e, 0, static_cast<size_t>(n));
+    }
+    return true;
+  }
   struct iovec iov = {e->payload_, len};
-  int fl = fcntl(fd, F_GETFL);
   ssize_t n = -1;
   errno = EAGAIN;
-  if (fl >= 0 && (fl & O_DIRECT) == 0) {
+  if (route == ReadRoute::kNowait) {
     n = preadv2(fd, &iov, 1, static_cast<off_t>(offset), RWF_NOWAIT);
+    if (n < 0 && errno == EOPNOTSUPP) read_routes.Demote(fd, pin);
   }
   if (n >= 0) {
     if (static_cast<size_t>(n) < len && n > 0) {
