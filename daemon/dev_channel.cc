@@ -10,6 +10,8 @@
 
 #include <cstring>
 
+#include "daemon/proto/reply_header.h"
+
 namespace kmfuse {
 
 int WriteToDev(int fd, const void* buf, size_t len) {
@@ -43,13 +45,9 @@ int CloneDevFd(int master_fd, bool nonblocking) {
 }
 
 void DevSlotSink::Commit(int32_t error, size_t args_len) {
-  abi::fuse_out_header out;
-  out.len = static_cast<uint32_t>(sizeof(out) + args_len);
-  out.error = error;
-  out.unique = unique_;
   char* hdr = slot_ + kReplyHeaderOffset;
-  std::memcpy(hdr, &out, sizeof(out));
-  int rc = WriteToDev(fd_, hdr, out.len);
+  proto::WriteReplyHeader(hdr, unique_, error, args_len);
+  int rc = WriteToDev(fd_, hdr, sizeof(abi::fuse_out_header) + args_len);
   if (rc != 0 && rc != -ENODEV && rc != -ECONNABORTED) {
     fprintf(stderr, "kmfused: reply to request %llu rejected by the kernel: %s\n",
             static_cast<unsigned long long>(unique_), strerror(-rc));

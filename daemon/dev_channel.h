@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "daemon/proto/request.h"
 #include "kmfuse/fuse_abi.h"
 #include "kmfuse/reply.h"
 
@@ -48,17 +49,23 @@ int WritevToDev(int fd, const struct iovec* iov, int cnt);
 // Opens a new /dev/fuse fd bound to the same connection (FUSE_DEV_IOC_CLONE).
 int CloneDevFd(int master_fd, bool nonblocking);
 
-// A ReplySink over one slot. Arm() before dispatch; after Commit()/Drop() the
-// slot is handed back through Released() (the subclass decides how: back to a
-// worker's pool, or recycled into a buffer ring).
+// A ReplySink over one slot. Arm() before Deliver (which tells the sink the
+// request's unique through Begin); after Commit()/Drop() the slot is handed
+// back through Released() (the subclass decides how: back to a worker's pool,
+// or recycled into a buffer ring).
 class DevSlotSink : public ReplySink {
  public:
-  void Arm(int fd, char* slot, size_t slot_size, uint64_t unique) {
+  void Arm(int fd, char* slot, size_t slot_size) {
     fd_ = fd;
     slot_ = slot;
     slot_size_ = slot_size;
-    unique_ = unique;
+    unique_ = 0;
   }
+  // The request read into the slot: kRequestOffset onwards, `received` bytes.
+  proto::RequestBytes Request(size_t received) const {
+    return proto::RequestBytes::Contiguous(slot_ + kRequestOffset, received);
+  }
+  void Begin(const abi::fuse_in_header& in) override { unique_ = in.unique; }
   absl::Span<char> ArgArea() override {
     return absl::Span<char>(slot_ + kArgOffset, slot_size_ - kArgOffset);
   }

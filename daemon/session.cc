@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/dev_channel.h"
+#include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
 
 namespace kmfuse {
@@ -134,7 +135,7 @@ absl::Status Session::Handshake(KernelOffer offer) {
               std::min(sizeof(init), static_cast<size_t>(n) - sizeof(in)));
 
   auto reply = [&](int32_t error, const void* arg, size_t len) {
-    fuse_out_header out{static_cast<uint32_t>(sizeof(fuse_out_header) + len), error, in.unique};
+    fuse_out_header out = proto::ReplyHeader(in.unique, error, len);
     struct iovec iov[2] = {{&out, sizeof(out)}, {const_cast<void*>(arg), len}};
     return WritevToDev(fd, iov, len ? 2 : 1);
   };
@@ -162,7 +163,6 @@ absl::Status Session::Handshake(KernelOffer offer) {
   proto_minor_ = std::min(init.minor, FUSE_KERNEL_MINOR_VERSION);
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   max_write_ = opts_.daemon.max_write;
-
   if (choice_.transport != "read" && choice_.transport != "ring-read") {
     // The io_uring transports fit every queue's buffers into -o
     // buffer_memory, shrinking a default max_write on many CPUs (options.h).
@@ -172,6 +172,7 @@ absl::Status Session::Handshake(KernelOffer offer) {
                          online > 0 ? static_cast<unsigned>(online) : 1);
     if (plan.ok()) max_write_ = plan->max_write;
   }
+
   ConnectionInfo conn;
   conn.proto_major = init.major;
   conn.proto_minor = proto_minor_;
@@ -306,9 +307,7 @@ absl::Status Session::BackingClose(int32_t backing_id) {
 }
 
 absl::Status Session::Notify(int32_t code, const struct iovec* iov, int cnt) {
-  size_t len = sizeof(fuse_out_header);
-  for (int i = 0; i < cnt; i++) len += iov[i].iov_len;
-  fuse_out_header out{static_cast<uint32_t>(len), code, 0};
+  fuse_out_header out = proto::NotifyHeader(code, iov, cnt);
   std::vector<struct iovec> v;
   v.push_back({&out, sizeof(out)});
   v.insert(v.end(), iov, iov + cnt);

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "kmfuse/sync.h"
 #include "daemon/dev_channel.h"
-#include "daemon/proto/request.h"
+#include "daemon/proto/dispatch.h"
 #include "daemon/transport.h"
 
 namespace kmfuse {
@@ -74,26 +74,11 @@ class Worker {
         if (err == ENODEV || err == ECONNABORTED) return 0;
         return -err;
       }
-      proto::RequestView view;
-      int rc = proto::DecodeContiguous(req, static_cast<size_t>(n), &view);
-      if (rc != 0) {
-        // A request the kernel sent but we cannot parse: answer it if it has a
-        // usable header so the caller does not hang.
-        fprintf(stderr, "kmfused: malformed request (%zd bytes) from /dev/fuse\n", n);
-        abi::fuse_in_header in;
-        if (proto::PeekHeader(req, static_cast<size_t>(n), &in) == 0) {
-          slot->Arm(fd_, slot->mem(), slot->size(), in.unique);
-          slot->Commit(-EINVAL, 0);
-        } else {
-          Return(slot);
-        }
-        continue;
-      }
-      slot->Arm(fd_, slot->mem(), slot->size(), view.in.unique);
+      slot->Arm(fd_, slot->mem(), slot->size());
       // A stopping session holds the request undispatched until the abort.
       if (gate_ != nullptr && !gate_->Admit(slot)) continue;
       slot->set_admitted(gate_ != nullptr);
-      dispatcher_->Dispatch(view, slot);
+      dispatcher_->Deliver(slot->Request(static_cast<size_t>(n)), slot);
     }
   }
 

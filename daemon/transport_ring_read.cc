@@ -21,7 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "kmfuse/sync.h"
 #include "daemon/dev_channel.h"
-#include "daemon/proto/request.h"
+#include "daemon/proto/dispatch.h"
 #include "daemon/transport.h"
 #include "uring/buffer_ring.h"
 #include "uring/ring.h"
@@ -143,24 +143,12 @@ class RingReadQueue {
   void Deliver(uint16_t bid, size_t len) {
     in_use_.fetch_add(1);
     char* slot = buffers_->Slot(bid);
-    char* req = buffers_->Data(bid);
     BidSink* sink = sinks_[bid].get();
-    proto::RequestView view;
-    if (proto::DecodeContiguous(req, len, &view) != 0) {
-      abi::fuse_in_header in;
-      if (proto::PeekHeader(req, len, &in) == 0) {
-        sink->Arm(fd_, slot, slot_size_, in.unique);
-        sink->Commit(-EINVAL, 0);
-      } else {
-        sink->Drop();
-      }
-      return;
-    }
-    sink->Arm(fd_, slot, slot_size_, view.in.unique);
+    sink->Arm(fd_, slot, slot_size_);
     // A stopping session holds the request undispatched until the abort.
     if (gate_ != nullptr && !gate_->Admit(sink)) return;
     sink->set_admitted(gate_ != nullptr);
-    dispatcher_->Dispatch(view, sink);
+    dispatcher_->Deliver(sink->Request(len), sink);
   }
 
   io_uring_sqe* Sqe() { return uring::NextSqe(*ring_); }

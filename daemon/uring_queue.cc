@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
 #include "uring/fixed_buffers.h"
 #include "uring/sqe.h"
@@ -308,11 +309,7 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) 
   }
   e->zero_copy_ = false;
   // Headers are written by whichever thread answers; it owns the entry now.
-  abi::fuse_out_header out{};
-  out.len = static_cast<uint32_t>(sizeof(out) + args_len);
-  out.error = error;
-  out.unique = e->commit_id_;
-  std::memcpy(e->header_->in_out, &out, sizeof(out));
+  proto::WriteReplyHeader(e->header_->in_out, e->commit_id_, error, args_len);
   abi::fuse_uring_ent_in_out ent;
   std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
   ent.payload_sz = static_cast<uint32_t>(args_len);
@@ -656,6 +653,8 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     abi::fuse_in_header in;
     std::memcpy(&in, e->header_->in_out, sizeof(in));
     e->opcode_ = in.opcode;
+    // The kernel makes commit_id the request's unique.
+    if (in.unique != e->commit_id_) e->commit_id_ = in.unique;
   }
   if (int rc = policy_->OnDelivered(*e, c.flags); rc != 0) {
     fprintf(stderr, "kmfused: queue %u entry %u: kernel reported an impossible buffer: %s\n",
@@ -683,22 +682,6 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
       e->zc_len_ = win.size;
     }
   }
-  proto::RequestView& view = e->view_;
-  view = proto::RequestView{};
-  if (proto::DecodeSplit(e->header_->in_out, e->header_->op_in, e->payload_, ent.payload_sz,
-                         e->payload_ != nullptr ? policy_->payload_capacity() : 0, &view) != 0) {
-    return CommitFromEntry(e, -EINVAL, 0);
-  }
-  if (view.in.opcode == abi::FUSE_NOTIFY_REPLY) {
-    // The answer to a NotifyRetrieve has an empty first argument: op_in is
-    // not written and fuse_notify_retrieve_in opens the payload, followed by
-    // the data. Seen as one contiguous argument area it is what /dev/fuse
-    // delivers.
-    view.head = view.payload;
-    view.payload = {};
-    view.split = false;
-  }
-  if (view.in.unique != e->commit_id_) e->commit_id_ = view.in.unique;
   // A stopping session holds the request undispatched until the abort.
   if (cfg_.gate != nullptr && !cfg_.gate->Admit(e)) return;
   e->admitted_ = cfg_.gate != nullptr;
@@ -711,7 +694,13 @@ void UringQueue::Deliver(UringEntry* e) {
     std::memcpy(&win, e->header_->op_in, sizeof(win));
     copied_bytes_.fetch_add(win.size, std::memory_order_relaxed);
   }
-  dispatcher_->Dispatch(e->view_, e);
+  abi::fuse_uring_ent_in_out ent;
+  std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
+  dispatcher_->Deliver(
+      proto::RequestBytes::Split(e->header_->in_out, e->header_->op_in, e->payload_,
+                                 ent.payload_sz,
+                                 e->payload_ != nullptr ? policy_->payload_capacity() : 0),
+      e);
 }
 
 absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {

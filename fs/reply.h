@@ -39,6 +39,11 @@ namespace kmfuse {
 class ReplySink {
  public:
   virtual ~ReplySink() = default;
+  // The protocol layer (proto::Dispatcher::Deliver) tells the sink the
+  // request's header once, before any answer: a transport takes the reply's
+  // unique from it. Not called when fewer bytes than a header arrived (the
+  // request is then dropped).
+  virtual void Begin(const abi::fuse_in_header& in) { (void)in; }
   // Where reply arguments go (in place in the request's buffer). Its size is
   // the buffer's capacity; a reply never exceeds what the request asked for.
   virtual absl::Span<char> ArgArea() = 0;

@@ -19,6 +19,7 @@
 #include "kmfuse/sync.h"
 #include "daemon/dev_channel.h"
 #include "daemon/proto/dispatch.h"
+#include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -152,17 +153,14 @@ class RecordingFs : public FileSystem {
 
 class ProtoTest : public ::testing::Test {
  protected:
-  // Decodes bytes as a contiguous request and dispatches it; the decode
-  // result is returned, the answer is in sink_.
+  // Delivers bytes as a contiguous request; Deliver's (the decode's) result
+  // is returned, the answer is in sink_.
   int DispatchContiguous(const std::string& bytes) {
     sink_.Reset();
     // Own the bytes in a separate allocation so ASan catches reads past them.
     buf_.reset(new char[bytes.size() + 1]);
     std::memcpy(buf_.get(), bytes.data(), bytes.size());
-    RequestView view;
-    int rc = DecodeContiguous(buf_.get(), bytes.size(), &view);
-    if (rc == 0) dispatcher_.Dispatch(view, &sink_);
-    return rc;
+    return dispatcher_.Deliver(RequestBytes::Contiguous(buf_.get(), bytes.size()), &sink_);
   }
   // Same request in the FUSE-over-io_uring layout: header, op struct in
   // op_in, the remaining arguments in the payload.
@@ -174,10 +172,8 @@ class ProtoTest : public ::testing::Test {
     std::memcpy(op_in, op.data(), op.size());
     payload_.reset(new char[rest.size() + 1]);
     std::memcpy(payload_.get(), rest.data(), rest.size());
-    RequestView view;
-    int rc = DecodeSplit(in_out, op_in, payload_.get(), rest.size(), rest.size() + 1, &view);
-    if (rc == 0) dispatcher_.Dispatch(view, &sink_);
-    return rc;
+    return dispatcher_.Deliver(
+        RequestBytes::Split(in_out, op_in, payload_.get(), rest.size(), rest.size() + 1), &sink_);
   }
 
   int AnswerError() {
@@ -198,7 +194,7 @@ TEST_F(ProtoTest, TruncatedHeaderIsEinval) {
   std::string req = Contiguous(FUSE_GETATTR, 1, Bytes(fuse_getattr_in{}));
   for (size_t n : {0, 1, 8, 39}) {
     RequestView v;
-    EXPECT_EQ(DecodeContiguous(req.data(), n, &v), -EINVAL) << n;
+    EXPECT_EQ(Decode(RequestBytes::Contiguous(req.data(), n), &v), -EINVAL) << n;
     fuse_in_header h;
     EXPECT_EQ(PeekHeader(req.data(), n, &h), -EINVAL) << n;
   }
@@ -207,12 +203,12 @@ TEST_F(ProtoTest, TruncatedHeaderIsEinval) {
 TEST_F(ProtoTest, LengthMismatchIsEinval) {
   std::string req = Contiguous(FUSE_GETATTR, 1, Bytes(fuse_getattr_in{}));
   RequestView v;
-  EXPECT_EQ(DecodeContiguous(req.data(), req.size(), &v), 0);
+  EXPECT_EQ(Decode(RequestBytes::Contiguous(req.data(), req.size()), &v), 0);
   // Fewer bytes arrived than the header claims.
-  EXPECT_EQ(DecodeContiguous(req.data(), req.size() - 1, &v), -EINVAL);
+  EXPECT_EQ(Decode(RequestBytes::Contiguous(req.data(), req.size() - 1), &v), -EINVAL);
   // More bytes than the header claims.
   std::string longer = req + "trailing";
-  EXPECT_EQ(DecodeContiguous(longer.data(), longer.size(), &v), -EINVAL);
+  EXPECT_EQ(Decode(RequestBytes::Contiguous(longer.data(), longer.size()), &v), -EINVAL);
 }
 
 TEST_F(ProtoTest, OversizedLengthsAreEinval) {
@@ -221,22 +217,22 @@ TEST_F(ProtoTest, OversizedLengthsAreEinval) {
   h.len = 0xffffffffu;
   std::memcpy(req.data(), &h, sizeof(h));
   RequestView v;
-  EXPECT_EQ(DecodeContiguous(req.data(), req.size(), &v), -EINVAL);
+  EXPECT_EQ(Decode(RequestBytes::Contiguous(req.data(), req.size()), &v), -EINVAL);
   // Extension area larger than the body.
   h = Header(FUSE_GETATTR, 1, sizeof(fuse_getattr_in));
   h.total_extlen = 3;  // 24 bytes > 16 of body
   std::memcpy(req.data(), &h, sizeof(h));
-  EXPECT_EQ(DecodeContiguous(req.data(), req.size(), &v), -EINVAL);
+  EXPECT_EQ(Decode(RequestBytes::Contiguous(req.data(), req.size()), &v), -EINVAL);
   // Split: payload larger than its buffer, extensions beyond the payload.
   char in_out[FUSE_URING_IN_OUT_HEADER_SZ] = {};
   char op_in[FUSE_URING_OP_IN_OUT_SZ] = {};
   char payload[64] = {};
   h = Header(FUSE_WRITE, 1, 0);
   std::memcpy(in_out, &h, sizeof(h));
-  EXPECT_EQ(DecodeSplit(in_out, op_in, payload, 65, 64, &v), -EINVAL);
+  EXPECT_EQ(Decode(RequestBytes::Split(in_out, op_in, payload, 65, 64), &v), -EINVAL);
   h.total_extlen = 9;  // 72 > 64
   std::memcpy(in_out, &h, sizeof(h));
-  EXPECT_EQ(DecodeSplit(in_out, op_in, payload, 64, 64, &v), -EINVAL);
+  EXPECT_EQ(Decode(RequestBytes::Split(in_out, op_in, payload, 64, 64), &v), -EINVAL);
 }
 
 TEST_F(ProtoTest, ExtensionsAreNotArguments) {
@@ -246,8 +242,9 @@ TEST_F(ProtoTest, ExtensionsAreNotArguments) {
   h.total_extlen = 1;
   std::string req = Bytes(h) + args;
   RequestView v;
-  ASSERT_EQ(DecodeContiguous(req.data(), req.size(), &v), 0);
-  EXPECT_EQ(v.head.size(), args.size() - 8);
+  ASSERT_EQ(Decode(RequestBytes::Contiguous(req.data(), req.size()), &v), 0);
+  EXPECT_EQ(v.rest.size(), args.size() - 8);
+  EXPECT_TRUE(v.op.empty());
 }
 
 // --- the gate -----------------------------------------------------------------
@@ -264,7 +261,7 @@ TEST_F(ProtoTest, ShortOpStructIsEinvalAndNeverReachesTheFs) {
                  Case{FUSE_COPY_FILE_RANGE, sizeof(fuse_copy_file_range_in)}}) {
     SCOPED_TRACE(OpcodeName(c.opcode));
     for (size_t n : {size_t{0}, c.need - 1}) {
-      ASSERT_EQ(DispatchContiguous(Contiguous(c.opcode, 1, std::string(n, '\0'))), 0);
+      ASSERT_EQ(DispatchContiguous(Contiguous(c.opcode, 1, std::string(n, '\0'))), -EINVAL);
       EXPECT_EQ(AnswerError(), EINVAL);
       EXPECT_FALSE(sink_.dropped());
     }
@@ -408,9 +405,10 @@ TEST_F(ProtoTest, ForgetCallsTheFsAndSendsNoReply) {
 }
 
 TEST_F(ProtoTest, ShortForgetIsDroppedWithoutCallingTheFs) {
-  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_FORGET, 12, std::string(4, '\0'))), 0);
+  ASSERT_EQ(DispatchContiguous(Contiguous(FUSE_FORGET, 12, std::string(4, '\0'))), -EINVAL);
   EXPECT_TRUE(sink_.dropped());
   EXPECT_THAT(fs_.calls(), IsEmpty());
+  EXPECT_EQ(dispatcher_.stats().malformed.load(), 1u);
 }
 
 TEST_F(ProtoTest, BatchForgetCallsTheFsPerEntryAndSendsNoReply) {
@@ -457,6 +455,100 @@ TEST_F(ProtoTest, WriteWithShortPayloadIsEinval) {
   EXPECT_THAT(fs_.calls(), ElementsAre("Write 3 off=0 size=10 data=0123456789", "Write 3 off=0 size=4 data=0123"));
 }
 
+// --- Deliver: malformed requests, one policy for both layouts -------------------
+
+// A request that does not decode is counted, never reaches the filesystem,
+// and is answered EINVAL, or dropped when its opcode takes no reply. Before
+// Deliver, the split path answered a malformed FORGET with EINVAL and counted
+// nothing.
+TEST_F(ProtoTest, MalformedSplitRequestsAreCountedAndHonourNoReply) {
+  char in_out[FUSE_URING_IN_OUT_HEADER_SZ] = {};
+  char op_in[FUSE_URING_OP_IN_OUT_SZ] = {};
+  char payload[64] = {};
+  struct Case {
+    uint32_t opcode;
+    bool no_reply;
+  };
+  uint64_t malformed = 0;
+  for (Case c : {Case{FUSE_GETATTR, false}, Case{FUSE_LOOKUP, false}, Case{FUSE_FORGET, true},
+                 Case{FUSE_BATCH_FORGET, true}, Case{FUSE_INTERRUPT, true},
+                 Case{FUSE_NOTIFY_REPLY, true}}) {
+    SCOPED_TRACE(OpcodeName(c.opcode));
+    fuse_in_header h = Header(c.opcode, 1, 0, 900 + c.opcode);
+    // payload_sz beyond the buffer; extensions beyond the payload.
+    for (uint32_t extlen : {0u, 9u}) {
+      h.total_extlen = extlen;
+      std::memcpy(in_out, &h, sizeof(h));
+      sink_.Reset();
+      size_t payload_sz = extlen == 0 ? sizeof(payload) + 1 : sizeof(payload);
+      EXPECT_EQ(dispatcher_.Deliver(
+                    RequestBytes::Split(in_out, op_in, payload, payload_sz, sizeof(payload)), &sink_),
+                -EINVAL);
+      EXPECT_EQ(sink_.answers(), 1);
+      EXPECT_EQ(sink_.dropped(), c.no_reply);
+      if (!c.no_reply) { EXPECT_EQ(sink_.error(), EINVAL); }
+      EXPECT_EQ(dispatcher_.stats().malformed.load(), ++malformed);
+    }
+  }
+  EXPECT_THAT(fs_.calls(), IsEmpty());
+}
+
+TEST_F(ProtoTest, MalformedContiguousRequestsAreCountedAndHonourNoReply) {
+  // in.len disagrees with what arrived: a FORGET is dropped, not answered.
+  std::string forget = Contiguous(FUSE_FORGET, 12, Bytes(fuse_forget_in{3}));
+  EXPECT_EQ(DispatchContiguous(forget + "x"), -EINVAL);
+  EXPECT_TRUE(sink_.dropped());
+  EXPECT_EQ(sink_.answers(), 1);
+  std::string getattr = Contiguous(FUSE_GETATTR, 1, Bytes(fuse_getattr_in{}));
+  EXPECT_EQ(DispatchContiguous(getattr.substr(0, getattr.size() - 1)), -EINVAL);
+  EXPECT_EQ(AnswerError(), EINVAL);
+  // Fewer bytes than a header: nothing to answer, the buffer is released.
+  EXPECT_EQ(DispatchContiguous(getattr.substr(0, 39)), -EINVAL);
+  EXPECT_TRUE(sink_.dropped());
+  EXPECT_EQ(sink_.answers(), 1);
+  EXPECT_EQ(dispatcher_.stats().malformed.load(), 3u);
+  EXPECT_EQ(dispatcher_.stats().requests.load(), 3u);
+  EXPECT_THAT(fs_.calls(), IsEmpty());
+}
+
+// The op struct is exactly the table's size in both layouts; NOTIFY_REPLY's
+// opens the io-uring payload.
+TEST_F(ProtoTest, ViewHoldsExactlyTheOpStruct) {
+  fuse_read_in r{};
+  r.size = 4096;
+  std::string args = Bytes(r) + "tail";
+  std::string req = Contiguous(FUSE_READ, 2, args);
+  RequestView v;
+  ASSERT_EQ(Decode(RequestBytes::Contiguous(req.data(), req.size()), &v), 0);
+  EXPECT_EQ(v.op.size(), sizeof(fuse_read_in));
+  EXPECT_EQ(std::string(v.rest.data(), v.rest.size()), "tail");
+
+  char in_out[FUSE_URING_IN_OUT_HEADER_SZ] = {};
+  char op_in[FUSE_URING_OP_IN_OUT_SZ] = {};
+  fuse_in_header h = Header(FUSE_READ, 2, 0);
+  std::memcpy(in_out, &h, sizeof(h));
+  std::memcpy(op_in, &r, sizeof(r));
+  ASSERT_EQ(Decode(RequestBytes::Split(in_out, op_in, nullptr, 0, 0), &v), 0);
+  EXPECT_EQ(v.op.data(), op_in);
+  EXPECT_EQ(v.op.size(), sizeof(fuse_read_in));
+  EXPECT_TRUE(v.rest.empty());
+
+  fuse_notify_retrieve_in nr{};
+  nr.size = 3;
+  std::string payload = Bytes(nr) + "abc";
+  h = Header(FUSE_NOTIFY_REPLY, 2, 0);
+  std::memcpy(in_out, &h, sizeof(h));
+  ASSERT_EQ(Decode(RequestBytes::Split(in_out, op_in, payload.data(), payload.size(), payload.size()), &v), 0);
+  EXPECT_EQ(v.op.data(), payload.data());
+  EXPECT_EQ(v.op.size(), sizeof(fuse_notify_retrieve_in));
+  EXPECT_EQ(std::string(v.rest.data(), v.rest.size()), "abc");
+  // Shorter than its op struct: malformed, dropped (no reply).
+  EXPECT_EQ(Decode(RequestBytes::Split(in_out, op_in, payload.data(), 8, payload.size()), &v), -EINVAL);
+  EXPECT_TRUE(v.has_header);
+  EXPECT_EQ(DispatchSplit(h, "", payload.substr(0, 8)), -EINVAL);
+  EXPECT_TRUE(sink_.dropped());
+}
+
 // --- split layout == contiguous layout ------------------------------------------
 
 TEST_F(ProtoTest, SplitLayoutDecodesLikeContiguous) {
@@ -498,9 +590,7 @@ TEST_F(ProtoTest, SplitLayoutDecodesLikeContiguous) {
     Dispatcher d1(&contiguous_fs, nullptr, false);
     CaptureSink s1(1 << 16);
     std::string req = Bytes(h) + c.op + c.rest;
-    RequestView v1;
-    ASSERT_EQ(DecodeContiguous(req.data(), req.size(), &v1), 0);
-    d1.Dispatch(v1, &s1);
+    ASSERT_EQ(d1.Deliver(RequestBytes::Contiguous(req.data(), req.size()), &s1), 0);
 
     Dispatcher d2(&split_fs, nullptr, false);
     CaptureSink s2(1 << 16);
@@ -510,11 +600,14 @@ TEST_F(ProtoTest, SplitLayoutDecodesLikeContiguous) {
     std::memcpy(op_in, c.op.data(), c.op.size());
     std::vector<char> payload(c.rest.begin(), c.rest.end());
     payload.resize(4096);
+    const RequestBytes split =
+        RequestBytes::Split(in_out, op_in, payload.data(), c.rest.size(), payload.size());
     RequestView v2;
-    ASSERT_EQ(DecodeSplit(in_out, op_in, payload.data(), c.rest.size(), payload.size(), &v2), 0);
+    ASSERT_EQ(Decode(split, &v2), 0);
     EXPECT_EQ(v2.in.unique, 77u);
     EXPECT_EQ(v2.in.nodeid, 3u);
-    d2.Dispatch(v2, &s2);
+    EXPECT_EQ(std::string(v2.op.data(), v2.op.size()), c.op.substr(0, FindOp(c.opcode)->arg_size));
+    ASSERT_EQ(d2.Deliver(split, &s2), 0);
 
     EXPECT_EQ(split_fs.calls(), contiguous_fs.calls());
     EXPECT_EQ(s2.error(), s1.error());
@@ -547,11 +640,11 @@ TEST_F(ProtoTest, RandomRequestsAreAnsweredExactlyOnce) {
     bool no_reply = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
                     opcode == FUSE_NOTIFY_REPLY;
     SCOPED_TRACE(absl::StrCat("request ", i, " ", OpcodeName(opcode), " with ", len, " argument bytes"));
-    ASSERT_EQ(DispatchContiguous(Bytes(h) + args), 0);
+    DispatchContiguous(Bytes(h) + args);
     ASSERT_EQ(sink_.answers(), 1);
     if (!no_reply) { ASSERT_FALSE(sink_.dropped()); }
     size_t cut = len == 0 ? 0 : next() % (len + 1);
-    ASSERT_EQ(DispatchSplit(h, args.substr(0, std::min<size_t>(cut, FUSE_URING_OP_IN_OUT_SZ)), args.substr(cut)), 0);
+    DispatchSplit(h, args.substr(0, std::min<size_t>(cut, FUSE_URING_OP_IN_OUT_SZ)), args.substr(cut));
     ASSERT_EQ(sink_.answers(), 1);
     if (!no_reply) { ASSERT_FALSE(sink_.dropped()); }
   }
@@ -580,7 +673,12 @@ class ReplyEncodingTest : public ::testing::Test {
     close(fds_[1]);
     free(slot_);
   }
-  void Arm(uint64_t unique) { sink_.Arm(fds_[1], slot_, kSlot, unique); }
+  void Arm(uint64_t unique) {
+    sink_.Arm(fds_[1], slot_, kSlot);
+    fuse_in_header in{};
+    in.unique = unique;
+    sink_.Begin(in);
+  }
   // One message from the pipe: header and arguments.
   std::string ReadMessage(fuse_out_header* out) {
     char buf[1 << 16];
@@ -666,6 +764,44 @@ TEST_F(ReplyEncodingTest, DropWritesNothing) {
   EXPECT_EQ(sink_.released, 1);
 }
 
+// A malformed request read into a slot is answered EINVAL on the wire with
+// its own unique (Deliver tells the slot the header).
+TEST_F(ReplyEncodingTest, MalformedRequestAnsweredWithItsUnique) {
+  RecordingFs fs;
+  Dispatcher d(&fs, nullptr, false);
+  std::string req = Contiguous(FUSE_GETATTR, 17, std::string(3, '\0'), 4321);
+  std::memcpy(slot_ + kRequestOffset, req.data(), req.size());
+  sink_.Arm(fds_[1], slot_, kSlot);
+  EXPECT_EQ(d.Deliver(sink_.Request(req.size()), &sink_), -EINVAL);
+  fuse_out_header out;
+  EXPECT_EQ(ReadMessage(&out), "");
+  EXPECT_EQ(out.unique, 4321u);
+  EXPECT_EQ(out.error, -EINVAL);
+  EXPECT_EQ(sink_.released, 1);
+  EXPECT_THAT(fs.calls(), IsEmpty());
+}
+
+TEST(OutHeader, RepliesAndNotifications) {
+  fuse_out_header h = ReplyHeader(0x1122334455667788ull, -ENOENT, 0);
+  EXPECT_EQ(h.len, sizeof(fuse_out_header));
+  EXPECT_EQ(h.error, -ENOENT);
+  EXPECT_EQ(h.unique, 0x1122334455667788ull);
+  char buf[sizeof(fuse_out_header) + 1];
+  buf[sizeof(fuse_out_header)] = 'x';
+  WriteReplyHeader(buf, 7, 0, 4096);
+  std::memcpy(&h, buf, sizeof(h));
+  EXPECT_EQ(h.len, sizeof(fuse_out_header) + 4096);
+  EXPECT_EQ(h.unique, 7u);
+  EXPECT_EQ(h.error, 0);
+  EXPECT_EQ(buf[sizeof(fuse_out_header)], 'x');
+  char a[3], b[5];
+  struct iovec iov[] = {{a, sizeof(a)}, {b, sizeof(b)}};
+  h = NotifyHeader(FUSE_NOTIFY_INVAL_ENTRY, iov, 2);
+  EXPECT_EQ(h.len, sizeof(fuse_out_header) + 8);
+  EXPECT_EQ(h.error, FUSE_NOTIFY_INVAL_ENTRY);
+  EXPECT_EQ(h.unique, 0u);
+}
+
 // A whole round trip through the slot layout: request read at
 // kRequestOffset, dispatched, answered in place.
 TEST_F(ReplyEncodingTest, RequestToReplyInOneSlot) {
@@ -674,10 +810,8 @@ TEST_F(ReplyEncodingTest, RequestToReplyInOneSlot) {
   fuse_getattr_in g{};
   std::string req = Contiguous(FUSE_GETATTR, 17, Bytes(g), 1234);
   std::memcpy(slot_ + kRequestOffset, req.data(), req.size());
-  RequestView v;
-  ASSERT_EQ(DecodeContiguous(slot_ + kRequestOffset, req.size(), &v), 0);
-  Arm(v.in.unique);
-  d.Dispatch(v, &sink_);
+  sink_.Arm(fds_[1], slot_, kSlot);
+  ASSERT_EQ(d.Deliver(sink_.Request(req.size()), &sink_), 0);
   fuse_out_header out;
   std::string args = ReadMessage(&out);
   EXPECT_EQ(out.unique, 1234u);
@@ -694,9 +828,8 @@ TEST_F(ReplyEncodingTest, RequestToReplyInOneSlot) {
   uint64_t before = Reply::MissingReplies();
   req = Contiguous(FUSE_STATFS, 1, "", 1235);
   std::memcpy(slot_ + kRequestOffset, req.data(), req.size());
-  ASSERT_EQ(DecodeContiguous(slot_ + kRequestOffset, req.size(), &v), 0);
-  Arm(v.in.unique);
-  d.Dispatch(v, &sink_);
+  sink_.Arm(fds_[1], slot_, kSlot);
+  ASSERT_EQ(d.Deliver(sink_.Request(req.size()), &sink_), 0);
   ReadMessage(&out);
   EXPECT_EQ(out.unique, 1235u);
   EXPECT_EQ(out.error, -EIO);

@@ -276,7 +276,7 @@ void DoEnosys(const Args&, Reply r) { r.Error(ENOSYS); }
 struct OpRow {
   const char* name = nullptr;
   Handler handler = nullptr;
-  // Bytes of the op's fixed struct that must be present.
+  // Bytes of the op's fixed struct that must be present (OpInfo::arg_size).
   uint32_t arg_size = 0;
   bool no_reply = false;
 };
@@ -339,15 +339,70 @@ constexpr std::array<OpRow, FUSE_OPCODE_LIMIT> BuildTable() {
 
 constexpr std::array<OpRow, FUSE_OPCODE_LIMIT> kOps = BuildTable();
 
+// The table without its handlers, for the decoder.
+constexpr std::array<OpInfo, FUSE_OPCODE_LIMIT> BuildInfo() {
+  std::array<OpInfo, FUSE_OPCODE_LIMIT> t{};
+  for (size_t i = 0; i < kOps.size(); i++) {
+    t[i] = {kOps[i].name, kOps[i].arg_size, kOps[i].no_reply};
+  }
+  return t;
+}
+constexpr std::array<OpInfo, FUSE_OPCODE_LIMIT> kInfo = BuildInfo();
+
+// Every op struct fits the split layout's op_in area and Dispatch's copy.
+constexpr bool OpStructsFit() {
+  for (const OpRow& row : kOps) {
+    if (row.arg_size > FUSE_URING_OP_IN_OUT_SZ || row.arg_size > sizeof(fuse_setattr_in)) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(OpStructsFit());
+
 }  // namespace
 
+const OpInfo* FindOp(uint32_t opcode) {
+  return opcode < kOps.size() && kOps[opcode].handler != nullptr ? &kInfo[opcode] : nullptr;
+}
+
 const char* OpcodeName(uint32_t opcode) {
-  if (opcode < kOps.size() && kOps[opcode].name != nullptr) return kOps[opcode].name;
-  return "UNKNOWN";
+  const OpInfo* op = FindOp(opcode);
+  return op != nullptr ? op->name : "UNKNOWN";
+}
+
+int Dispatcher::Deliver(const RequestBytes& bytes, ReplySink* sink) {
+  stats_.requests.fetch_add(1, std::memory_order_relaxed);
+  RequestView view;
+  const int rc = Decode(bytes, &view);
+  if (rc == 0) {
+    sink->Begin(view.in);
+    Dispatch(view, sink);
+    return 0;
+  }
+  stats_.malformed.fetch_add(1, std::memory_order_relaxed);
+  if (debug_ || !said_malformed_.exchange(true, std::memory_order_relaxed)) {
+    fprintf(stderr,
+            "kmfused: malformed %s request (opcode %u, len %u): answered EINVAL%s\n",
+            bytes.layout == Layout::kSplit ? "io-uring" : "/dev/fuse", view.in.opcode,
+            view.in.len, debug_ ? "" : "; further ones are only counted");
+  }
+  if (!view.has_header) {
+    sink->Drop();
+    return rc;
+  }
+  sink->Begin(view.in);
+  Reply reply(sink, view.in.unique, view.in.opcode);
+  const OpInfo* op = FindOp(view.in.opcode);
+  if (op != nullptr && op->no_reply) {
+    reply.None();
+  } else {
+    reply.Error(-rc);
+  }
+  return rc;
 }
 
 void Dispatcher::Dispatch(const RequestView& req, ReplySink* sink) {
-  stats_.requests.fetch_add(1, std::memory_order_relaxed);
   const fuse_in_header& in = req.in;
   const OpRow* row = in.opcode < kOps.size() && kOps[in.opcode].handler != nullptr
                          ? &kOps[in.opcode]
@@ -362,21 +417,6 @@ void Dispatcher::Dispatch(const RequestView& req, ReplySink* sink) {
     stats_.unknown.fetch_add(1, std::memory_order_relaxed);
     return reply.Error(ENOSYS);
   }
-  // Gate: the op's fixed struct must be complete.
-  absl::Span<const char> op_bytes;
-  absl::Span<const char> rest;
-  if (req.split) {
-    if (row->arg_size > req.head.size()) return reply.Error(EINVAL);
-    op_bytes = req.head.first(row->arg_size);
-    rest = req.payload;
-  } else {
-    if (row->arg_size > req.head.size()) {
-      stats_.malformed.fetch_add(1, std::memory_order_relaxed);
-      return row->no_reply ? reply.None() : reply.Error(EINVAL);
-    }
-    op_bytes = req.head.first(row->arg_size);
-    rest = req.head.subspan(row->arg_size);
-  }
   RequestContext ctx;
   ctx.unique = in.unique;
   ctx.opcode = in.opcode;
@@ -385,12 +425,10 @@ void Dispatcher::Dispatch(const RequestView& req, ReplySink* sink) {
   ctx.pid = in.pid;
   // The op struct is copied out of the buffer before the handler runs: a
   // reply written in place may overwrite it.
-  alignas(8) char op_copy[sizeof(fuse_setattr_in) > sizeof(fuse_copy_file_range_in)
-                              ? sizeof(fuse_setattr_in)
-                              : sizeof(fuse_copy_file_range_in)];
-  static_assert(sizeof(op_copy) >= sizeof(fuse_lk_in));
-  std::memcpy(op_copy, op_bytes.data(), op_bytes.size());
-  Args args{in, ctx, op_copy, rest, *this};
+  // (OpStructsFit: every op struct fits.)
+  alignas(8) char op_copy[sizeof(fuse_setattr_in)];
+  std::memcpy(op_copy, req.op.data(), req.op.size());
+  Args args{in, ctx, op_copy, req.rest, *this};
   row->handler(args, std::move(reply));
 }
 

@@ -1,11 +1,12 @@
 // The one opcode dispatch table and the gate in front of it.
 //
-// Every transport hands a decoded RequestView and a ReplySink to
-// Dispatcher::Dispatch. The gate does all cross-cutting checks once (opcode
-// known, op struct fully present, names NUL-terminated and free of '/',
-// payload sizes matching their headers, INIT only once); handlers then trust
-// their input and call the FileSystem. Malformed requests are answered EINVAL
-// (or dropped for no-reply opcodes) and never reach the filesystem. A
+// Every transport hands the bytes it received and a ReplySink to
+// Dispatcher::Deliver, whatever their layout. Deliver decodes (request.h:
+// header, op struct complete, lengths) and the handlers check the rest once
+// (opcode known, names NUL-terminated and free of '/', payload sizes matching
+// their headers, INIT only once); then they trust their input and call the
+// FileSystem. Malformed requests are counted, answered EINVAL (or dropped for
+// no-reply opcodes) and never reach the filesystem. A
 // well-formed entry name longer than NAME_MAX (255 bytes; the kernel sends
 // longer ones) is answered ENAMETOOLONG, as every Linux filesystem answers it,
 // so a FileSystem sees entry names of 1 to NAME_MAX bytes only.
@@ -46,19 +47,27 @@ class Dispatcher {
   Dispatcher(FileSystem* fs, SessionHooks* hooks, bool debug)
       : fs_(fs), hooks_(hooks), debug_(debug) {}
 
-  // Answers exactly once through sink (Commit or Drop), possibly later and
-  // from another thread if the filesystem answers asynchronously.
-  void Dispatch(const RequestView& req, ReplySink* sink);
+  // The one way in for every transport. Decodes bytes (Decode), tells the
+  // sink the header (ReplySink::Begin) and dispatches. A request that does
+  // not decode is counted in stats().malformed and answered -EINVAL, or
+  // dropped (Drop) when its opcode takes no reply or no header arrived; it
+  // never reaches the filesystem. Either way the sink is answered exactly
+  // once (Commit or Drop), possibly later and from another thread if the
+  // filesystem answers asynchronously. Returns Decode's result.
+  int Deliver(const RequestBytes& bytes, ReplySink* sink);
 
   FileSystem* fs() const { return fs_; }
   SessionHooks* hooks() const { return hooks_; }
   const DispatchStats& stats() const { return stats_; }
 
  private:
+  void Dispatch(const RequestView& req, ReplySink* sink);
+
   FileSystem* fs_;
   SessionHooks* hooks_;
   bool debug_;
   DispatchStats stats_;
+  std::atomic<bool> said_malformed_{false};
 };
 
 }  // namespace kmfuse::proto

@@ -10,6 +10,7 @@
 
 #include "benchmark/benchmark.h"
 #include "daemon/proto/dispatch.h"
+#include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
 #include "kmfuse/memfs.h"
 
@@ -23,9 +24,9 @@ class BenchSink final : public ReplySink {
  public:
   explicit BenchSink(size_t cap) : buf_(cap + 4096) {}
   absl::Span<char> ArgArea() override { return {buf_.data() + 4096, buf_.size() - 4096}; }
+  void Begin(const fuse_in_header& in) override { unique = in.unique; }
   void Commit(int32_t error, size_t len) override {
-    fuse_out_header out{static_cast<uint32_t>(sizeof(out) + len), error, unique};
-    std::memcpy(buf_.data() + 4096 - sizeof(out), &out, sizeof(out));
+    WriteReplyHeader(buf_.data() + 4096 - sizeof(fuse_out_header), unique, error, len);
     last_error = error;
   }
   void Drop() override {}
@@ -75,10 +76,7 @@ struct Fixture {
   }
 
   void Run(const std::vector<char>& req) {
-    RequestView view;
-    if (DecodeContiguous(req.data(), req.size(), &view) != 0) abort();
-    sink.unique = view.in.unique;
-    d.Dispatch(view, &sink);
+    if (d.Deliver(RequestBytes::Contiguous(req.data(), req.size()), &sink) != 0) abort();
   }
 
   std::unique_ptr<MemFs> fs;

@@ -58,17 +58,17 @@ std::string Slurp(const std::string& path) {
 }
 
 // Replays one input (the harness aborts on a broken invariant) and checks it
-// really exercised the dispatcher: at least one request, and for a seed (all
-// well-formed requests) at least one decoded.
+// really exercised Deliver: at least one request, and for a seed at least one
+// decoded or answered (a seed of malformed requests gets EINVAL answers).
 void Replay(const std::string& path, bool seed) {
   SCOPED_TRACE(path);
   std::string data = Slurp(path);
   ASSERT_FALSE(data.empty()) << "empty input";
   std::vector<Outcome> out = RunInput(reinterpret_cast<const uint8_t*>(data.data()), data.size());
   ASSERT_FALSE(out.empty()) << "no request in the input";
-  size_t decoded = 0;
-  for (const Outcome& o : out) decoded += o.decode == 0;
-  if (seed) { EXPECT_GT(decoded, 0u) << "no request of the seed decoded"; }
+  size_t delivered = 0;
+  for (const Outcome& o : out) delivered += o.decode == 0 || o.error != 0;
+  if (seed) { EXPECT_GT(delivered, 0u) << "no request of the seed decoded or answered"; }
 }
 
 TEST(CorpusReplay, EveryCorpusFile) {
@@ -316,6 +316,30 @@ TEST(HostileSplit, PayloadSizeBeyondTheBufferIsRejected) {
   EXPECT_EQ(RunReq(h, true, r).error, EINVAL);
   r.payload_sz = kPayloadCapacity;  // the rest of the buffer is zeros: "x" is found
   EXPECT_EQ(RunReq(h, true, r).error, ENOENT);
+}
+
+// One policy for malformed requests in both layouts (Dispatcher::Deliver):
+// answered EINVAL, or dropped when the opcode takes no reply. The split path
+// used to answer a malformed FORGET with EINVAL.
+TEST_P(Hostile, MalformedNoReplyOpcodesAreDropped) {
+  for (uint32_t op : {uint32_t{FUSE_FORGET}, uint32_t{FUSE_BATCH_FORGET},
+                      uint32_t{FUSE_INTERRUPT}, uint32_t{FUSE_NOTIFY_REPLY}}) {
+    Req r = R(op, 1, std::string(16, '\0'));
+    if (split()) {
+      r.payload_sz = kPayloadCapacity + 1;
+    } else {
+      r.len = 57;  // one more than arrived
+    }
+    Outcome o = Run(r);
+    EXPECT_EQ(o.decode, -EINVAL) << op;
+    EXPECT_TRUE(o.dropped) << op;
+  }
+  Req r = R(FUSE_GETATTR, 1, std::string(16, '\0'));
+  r.total_extlen = 0xffff;  // extensions beyond what arrived
+  Outcome o = Run(r);
+  EXPECT_EQ(o.decode, -EINVAL);
+  EXPECT_FALSE(o.dropped);
+  EXPECT_EQ(o.error, EINVAL);
 }
 
 }  // namespace

@@ -52,9 +52,10 @@ class CheckingSink final : public ReplySink {
  public:
   // A new request whose reply area is [area, area + size); `whole` is the
   // transport buffer the request lives in, poisoned after the answer.
-  void Arm(uint32_t opcode, char* area, size_t size, const char* whole, size_t whole_size,
+  void Arm(char* area, size_t size, const char* whole, size_t whole_size,
            const char* whole2 = nullptr, size_t whole2_size = 0) {
-    opcode_ = opcode;
+    begun_ = false;
+    opcode_ = 0;
     area_ = area;
     size_ = size;
     whole_ = whole;
@@ -65,6 +66,12 @@ class CheckingSink final : public ReplySink {
     out_ = Outcome{};
   }
 
+  void Begin(const fuse_in_header& in) override {
+    if (begun_ || answers_ != 0) Violation("Begin twice or after the answer", in.opcode);
+    begun_ = true;
+    opcode_ = in.opcode;
+  }
+
   absl::Span<char> ArgArea() override {
     if (answers_ != 0) Violation("reply area used after the answer", opcode_);
     Unpoison(area_, size_);
@@ -73,6 +80,7 @@ class CheckingSink final : public ReplySink {
 
   void Commit(int32_t error, size_t args_len) override {
     Answered();
+    if (!begun_) Violation("committed without a header (no unique to answer)", opcode_);
     if (NoReply(opcode_)) Violation("no-reply opcode committed", opcode_);
     if (error > 0 || error <= -4096) Violation("error outside (-4096, 0]", opcode_);
     if (args_len > size_) Violation("args_len larger than ArgArea()", opcode_);
@@ -85,12 +93,13 @@ class CheckingSink final : public ReplySink {
 
   void Drop() override {
     Answered();
-    if (!NoReply(opcode_)) Violation("reply-expecting opcode dropped", opcode_);
+    if (begun_ && !NoReply(opcode_)) Violation("reply-expecting opcode dropped", opcode_);
     out_.dropped = true;
     PoisonAll();
   }
 
   int answers() const { return answers_; }
+  bool begun() const { return begun_; }
   const Outcome& outcome() const { return out_; }
 
  private:
@@ -102,6 +111,7 @@ class CheckingSink final : public ReplySink {
     Poison(whole2_, whole2_size_);
   }
 
+  bool begun_ = false;
   uint32_t opcode_ = 0;
   char* area_ = nullptr;
   size_t size_ = 0;
@@ -117,8 +127,8 @@ class CheckingSink final : public ReplySink {
 // poisoned once the request is answered).
 struct OpPrefix {
   explicit OpPrefix(const proto::RequestView& v)
-      : opcode(v.in.opcode), len(std::min(v.head.size(), sizeof(bytes))) {
-    std::memcpy(bytes, v.head.data(), len);
+      : opcode(v.in.opcode), len(std::min(v.op.size(), sizeof(bytes))) {
+    if (len != 0) std::memcpy(bytes, v.op.data(), len);
   }
   uint32_t opcode;
   size_t len;
@@ -185,15 +195,29 @@ struct Harness::Impl {
     return o;
   }
 
-  // Runs the decoded request through the dispatcher and checks the answer.
-  Outcome Run(const proto::RequestView& view) {
+  // Delivers the request (decoded as `view`, Decode's result `decode`) and
+  // checks the answer.
+  Outcome Run(const proto::RequestBytes& bytes, const proto::RequestView& view, int decode) {
     const uint64_t missing = Reply::MissingReplies();
+    const uint64_t malformed = dispatcher.stats().malformed.load();
     const OpPrefix prefix(view);
-    dispatcher.Dispatch(view, &sink);
+    const int rc = dispatcher.Deliver(bytes, &sink);
     const uint32_t op = view.in.opcode;
-    if (sink.answers() != 1) Violation("Dispatch returned without an answer", op);
+    if (rc != decode) Violation("Deliver disagrees with Decode", op);
+    if (sink.answers() != 1) Violation("Deliver returned without an answer", op);
+    if (sink.begun() != view.has_header) Violation("Begin not called exactly for a header", op);
     if (Reply::MissingReplies() != missing) Violation("a Reply was destroyed unanswered", op);
-    const Outcome& o = sink.outcome();
+    if (dispatcher.stats().malformed.load() != malformed + (decode != 0)) {
+      Violation("malformed request not counted exactly once", op);
+    }
+    Outcome o = sink.outcome();
+    o.decode = decode;
+    if (decode != 0) {
+      if (view.has_header && !NoReply(op) && o.error != EINVAL) {
+        Violation("malformed request not answered EINVAL", op);
+      }
+      return o;
+    }
     if (std::strcmp(proto::OpcodeName(op), "UNKNOWN") == 0 && o.error != ENOSYS) {
       Violation("unknown opcode not answered ENOSYS", op);
     }
@@ -223,25 +247,27 @@ Outcome Harness::Contiguous(std::string_view received) {
   Poison(m.slot, kSlotRequestOffset);
   Poison(req + n, kSlotSize - kSlotRequestOffset - n);
 
-  Outcome o;
   fuse_in_header peek;
   const int prc = proto::PeekHeader(req, n, &peek);
   if (prc != (n < sizeof(fuse_in_header) ? -EINVAL : 0)) Violation("PeekHeader result", 0);
+  const proto::RequestBytes bytes = proto::RequestBytes::Contiguous(req, n);
   proto::RequestView view;
-  o.decode = proto::DecodeContiguous(req, n, &view);
-  if (o.decode != 0) {
-    if (o.decode != -EINVAL) Violation("decode error other than EINVAL", peek.opcode);
-    Unpoison(m.slot, kSlotSize);
-    return o;
+  const int decode = proto::Decode(bytes, &view);
+  if (decode != 0 && decode != -EINVAL) Violation("decode error other than EINVAL", peek.opcode);
+  if (view.has_header != (prc == 0)) Violation("has_header disagrees with PeekHeader", 0);
+  if (prc == 0 && std::memcmp(&peek, &view.in, sizeof(peek)) != 0) {
+    Violation("PeekHeader disagrees", 0);
   }
-  if (std::memcmp(&peek, &view.in, sizeof(peek)) != 0) Violation("PeekHeader disagrees", 0);
-  if (view.split || view.in.len != n || view.head.data() != req + sizeof(fuse_in_header) ||
-      view.head.size() > n - sizeof(fuse_in_header) || !view.payload.empty()) {
+  const char* args = req + sizeof(fuse_in_header);
+  if (decode == 0 &&
+      (view.in.len != n || view.op.size() > n - sizeof(fuse_in_header) ||
+       (!view.op.empty() && view.op.data() != args) ||
+       view.rest.data() + view.rest.size() > req + n ||
+       (!view.rest.empty() && view.rest.data() != args + view.op.size()))) {
     Violation("contiguous view outside what was received", view.in.opcode);
   }
-  m.sink.Arm(view.in.opcode, m.slot + kSlotArgOffset, kSlotSize - kSlotArgOffset, m.slot,
-             kSlotSize);
-  o = m.Run(view);
+  m.sink.Arm(m.slot + kSlotArgOffset, kSlotSize - kSlotArgOffset, m.slot, kSlotSize);
+  Outcome o = m.Run(bytes, view, decode);
   Unpoison(m.slot, kSlotSize);
   return o;
 }
@@ -263,22 +289,23 @@ Outcome Harness::Split(std::string_view in_out, std::string_view op_in, uint32_t
   // Bytes past payload_sz are stale: nobody may read them.
   Poison(m.payload + valid, kPayloadCapacity - valid);
 
-  Outcome o;
+  const proto::RequestBytes bytes =
+      proto::RequestBytes::Split(h->in_out, h->op_in, m.payload, payload_sz, kPayloadCapacity);
   proto::RequestView view;
-  o.decode = proto::DecodeSplit(h->in_out, h->op_in, m.payload, payload_sz, kPayloadCapacity,
-                                &view);
-  if (o.decode != 0) {
-    if (o.decode != -EINVAL) Violation("decode error other than EINVAL", 0);
-    Unpoison(m.payload, kPayloadCapacity);
-    return o;
-  }
-  if (!view.split || view.head.data() != h->op_in || view.head.size() != kUringAreaSize ||
-      view.payload.data() != m.payload || view.payload.size() > payload_sz) {
+  const int decode = proto::Decode(bytes, &view);
+  if (decode != 0 && decode != -EINVAL) Violation("decode error other than EINVAL", 0);
+  if (!view.has_header) Violation("split header not decoded", 0);
+  const char* op_at = view.in.opcode == FUSE_NOTIFY_REPLY ? m.payload : h->op_in;
+  if (decode == 0 &&
+      ((!view.op.empty() && view.op.data() != op_at) ||
+       (view.op.data() == h->op_in && view.op.size() > kUringAreaSize) ||
+       (!view.rest.empty() && (view.rest.data() < m.payload ||
+                               view.rest.data() + view.rest.size() > m.payload + payload_sz)))) {
     Violation("split view outside the entry", view.in.opcode);
   }
-  m.sink.Arm(view.in.opcode, m.payload, kPayloadCapacity, m.payload, kPayloadCapacity, m.header,
+  m.sink.Arm(m.payload, kPayloadCapacity, m.payload, kPayloadCapacity, m.header,
              sizeof(fuse_uring_req_header));
-  o = m.Run(view);
+  Outcome o = m.Run(bytes, view, decode);
   Unpoison(m.header, sizeof(fuse_uring_req_header));
   Unpoison(m.payload, kPayloadCapacity);
   return o;

@@ -1,4 +1,5 @@
-// Fuzz harness for the request decoder and the dispatcher.
+// Fuzz harness for the request decoder and the dispatcher, fed through
+// Dispatcher::Deliver as every transport feeds it.
 //
 // One input is one connection's worth of requests, in the shape the
 // transports hand them to the protocol layer, answered by a fresh MemFs:
@@ -21,9 +22,13 @@
 // the request is answered, so over-reads and use-after-reply are reported.
 //
 // Invariants checked on every request (abort() on violation):
-// - a decode failure is exactly -EINVAL; PeekHeader agrees with the decoder;
-//   the decoded spans lie inside what was received;
-// - exactly one Commit or Drop per request, before Dispatch returns (MemFs
+// - a decode failure is exactly -EINVAL and Deliver returns what Decode
+//   returns; PeekHeader agrees with the decoder; the decoded spans (op
+//   struct, rest) lie inside what was received;
+// - a request that does not decode is counted malformed exactly once and
+//   answered EINVAL, or dropped for a no-reply opcode or a missing header;
+//   the sink is told the header (Begin) exactly when one arrived;
+// - exactly one Commit or Drop per request, before Deliver returns (MemFs
 //   answers synchronously), and no Reply is destroyed unanswered;
 // - committed errors are in (-4096, 0]; args_len <= ArgArea().size() and 0
 //   with an error;
@@ -59,7 +64,7 @@ inline constexpr uint8_t kLayoutSplit = 1;
 
 // How one request was answered.
 struct Outcome {
-  int decode = 0;        // DecodeContiguous / DecodeSplit result; not dispatched if != 0
+  int decode = 0;        // Decode's (and Deliver's) result; not dispatched if != 0
   bool dropped = false;  // Drop() (no reply)
   int error = 0;         // positive errno of the Commit, 0 for success
   std::string args;      // committed reply argument bytes

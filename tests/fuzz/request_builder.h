@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kmfuse/fuse_abi.h"
@@ -72,6 +73,13 @@ inline std::string Pad(std::string s, size_t n) {
   return s;
 }
 
+// r's op_in and payload on io-uring: NOTIFY_REPLY's first argument is empty,
+// so its op struct opens the payload, as the kernel sends it.
+inline std::pair<std::string, std::string> SplitParts(const Req& r) {
+  if (r.opcode == abi::FUSE_NOTIFY_REPLY) return {std::string(), r.op + r.rest};
+  return {r.op, r.rest};
+}
+
 // A whole fuzz input: the layout byte, then one record per request.
 inline std::string Input(bool split, const std::vector<Req>& reqs) {
   std::string s(1, split ? static_cast<char>(kLayoutSplit) : '\0');
@@ -83,11 +91,12 @@ inline std::string Input(bool split, const std::vector<Req>& reqs) {
     } else {
       const uint32_t total =
           static_cast<uint32_t>(sizeof(abi::fuse_in_header) + r.op.size() + r.rest.size());
-      s += Le32(r.payload_sz.value_or(static_cast<uint32_t>(r.rest.size())));
-      s += Le32(static_cast<uint32_t>(r.rest.size()));
+      const auto [op_in, payload] = SplitParts(r);
+      s += Le32(r.payload_sz.value_or(static_cast<uint32_t>(payload.size())));
+      s += Le32(static_cast<uint32_t>(payload.size()));
       s += Pad(Bytes(Header(r, r.len.value_or(total), unique)), kUringAreaSize);
-      s += Pad(r.op, kUringAreaSize);
-      s += r.rest;
+      s += Pad(op_in, kUringAreaSize);
+      s += payload;
     }
     unique += 2;
   }
@@ -99,8 +108,9 @@ inline Outcome RunReq(Harness& h, bool split, const Req& r, uint64_t unique = 1)
   if (!split) return h.Contiguous(ContiguousBytes(r, unique));
   const uint32_t total =
       static_cast<uint32_t>(sizeof(abi::fuse_in_header) + r.op.size() + r.rest.size());
-  return h.Split(Bytes(Header(r, r.len.value_or(total), unique)), r.op,
-                 r.payload_sz.value_or(static_cast<uint32_t>(r.rest.size())), r.rest);
+  const auto [op_in, payload] = SplitParts(r);
+  return h.Split(Bytes(Header(r, r.len.value_or(total), unique)), op_in,
+                 r.payload_sz.value_or(static_cast<uint32_t>(payload.size())), payload);
 }
 
 }  // namespace kmfuse::fuzz
