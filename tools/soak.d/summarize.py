@@ -123,6 +123,9 @@ for s in sorted(status_by):
 check("rss-growth", bool(live) and er <= wr + RSS_SLACK_KIB,
       f"end {er:.0f} KiB vs warm {wr:.0f} KiB (limit +{RSS_SLACK_KIB})")
 check("fd-growth", bool(live) and ef <= wf + FD_SLACK, f"end {ef:.0f} vs warm {wf:.0f} (limit +{FD_SLACK})")
+if rest and not died:
+    check("fd-rest", int(rest["fds"]) <= (start["fds"] if start else 0) + FD_SLACK,
+          f"{rest['fds']} fds 10 s after the load vs {start['fds']:.0f} before it (limit +{FD_SLACK})")
 say(f"soak: {passed} passed, {failed} failed")
 with open(os.path.join(out, "summary.txt"), "w") as f:
     f.write("\n".join(lines) + "\n")
