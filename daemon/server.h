@@ -11,10 +11,14 @@
 //   FileSystem::Init inside it) and starts the transport's queue threads. When
 //   it returns OK the mount is live. On failure nothing stays mounted.
 // - The connection ends by Stop(), by an external `umount` / `fusermount3 -u`,
-//   or by a fusectl abort. Stop() (also run by the destructor) unmounts, waits
-//   up to 2 s for the kernel to end the connection (it does not while files on
-//   the mount are open), then aborts it, joins every queue thread and runs
-//   FileSystem::Destroy exactly once.
+//   or by a fusectl abort. Stop() (also run by the destructor) unmounts,
+//   stops dispatching (a request arriving from then on never reaches the
+//   FileSystem), waits until every request the FileSystem already has is
+//   answered (at most 2 s), then, if open files keep the connection alive,
+//   aborts it (requests the kernel still holds fail with ECONNABORTED), joins
+//   every queue thread and runs FileSystem::Destroy exactly once. Under
+//   continuous load it returns as soon as the FileSystem's requests are
+//   answered.
 // - The FileSystem must outlive the Server. It is not owned.
 //
 // Threading
@@ -28,9 +32,10 @@
 //   queue. A Reply destroyed unanswered is reported on stderr (request unique
 //   and opcode), counted by Reply::MissingReplies() and answered EIO.
 // - Every Reply must be answered (or destroyed) before Stop() returns or the
-//   Server is destroyed: after that its buffer no longer exists. Stop()
-//   aborts the connection, so pending requests fail in the kernel and their
-//   late answers are discarded, but the memory they point into is freed.
+//   Server is destroyed: after that its buffer no longer exists. Stop() waits
+//   up to 2 s for unanswered Replies, then aborts the connection, so pending
+//   requests fail in the kernel and their late answers are discarded, but the
+//   memory they point into is freed.
 // - Stop(), WaitFor(), Wait() and the accessors are thread-safe. Do not call
 //   Stop() or destroy the Server from inside a FileSystem method (it joins
 //   the thread running that method).
@@ -125,9 +130,10 @@ class Server {
   bool WaitFor(absl::Duration timeout) const;
   // Blocks until the connection ended.
   void Wait() const;
-  // Unmounts (if files keep the connection alive: abort once no request is
-  // in flight, at the latest after 2 s), joins the queue threads and runs
-  // FileSystem::Destroy. Idempotent: later calls return the first result.
+  // Unmounts, stops dispatching, waits for the requests the FileSystem has
+  // (at most 2 s), aborts the connection if files keep it alive, joins the
+  // queue threads and runs FileSystem::Destroy. Idempotent: later calls
+  // return the first result.
   // Returns the first fatal transport error, OK after a clean end.
   absl::Status Stop();
 
