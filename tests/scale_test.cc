@@ -146,10 +146,6 @@ TEST_P(ScaleTest, PinnedCallersOnManyQueuesWithFewThreadsAndSmallBuffers) {
   ASSERT_TRUE(d.ok()) << d.status();
   std::unique_ptr<DaemonProcess> daemon = std::move(*d);
   ASSERT_EQ(daemon->transport(), transport()) << daemon->serving_line();
-  const unsigned serving = std::min(threads(), queues);
-  EXPECT_THAT(daemon->Stderr(), HasSubstr(absl::StrCat(queues, " queue(s) on ", serving,
-                                                       " thread(s) x 2 entries")));
-  EXPECT_THAT(daemon->Stderr(), HasSubstr("max_write 16 KiB"));
   const int idle_threads = ThreadCount(daemon->pid());
 
   // One caller per allowed CPU (at most 16), each pinned there: the kernel
@@ -194,8 +190,13 @@ TEST_P(ScaleTest, PinnedCallersOnManyQueuesWithFewThreadsAndSmallBuffers) {
   ASSERT_TRUE(rc.ok()) << rc.status();
   EXPECT_EQ(*rc, 0) << daemon->Stderr();
   EXPECT_FALSE(daemon->watchdog_fired()) << "a file operation blocked";
-  // Every pinned caller's queue carried requests.
+  // The startup line (it may follow the "serving" line by a while).
   const std::string log = daemon->Stderr();
+  const unsigned serving = std::min(threads(), queues);
+  EXPECT_THAT(log, HasSubstr(absl::StrCat(queues, " queue(s) on ", serving,
+                                          " thread(s) x 2 entries")));
+  EXPECT_THAT(log, HasSubstr("max_write 16 KiB"));
+  // Every pinned caller's queue carried requests.
   size_t at = log.find("requests on the rings (");
   ASSERT_NE(at, std::string::npos) << log;
   unsigned used = 0;
