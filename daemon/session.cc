@@ -251,12 +251,16 @@ absl::Status Session::Stop(absl::Duration grace) {
   MutexLock l(&stop_mu_);
   if (stopped_) return stop_status_;
   stopped_ = true;
-  const absl::Time deadline = absl::Now() + grace;
+  const absl::Time begin = absl::Now();
   if (transport_->Done()) {
     mount_->DetachIfStillOurs();
   } else {
     mount_->Unmount();
   }
+  // umount2 itself can take long on a busy machine (mount namespace locks);
+  // the grace starts after it.
+  const absl::Time unmounted = absl::Now();
+  const absl::Time deadline = unmounted + grace;
   // From here no request reaches the filesystem; those it has run to their
   // reply, bounded by the grace.
   gate_.Quiesce();
@@ -275,6 +279,12 @@ absl::Status Session::Stop(absl::Duration grace) {
     fprintf(stderr, "kmfused: queues did not stop 10 s after abort; still waiting\n");
   }
   transport_->Join();
+  fprintf(stderr,
+          "kmfused: stopped: unmount took %lld ms, then %lld ms to answer what the filesystem "
+          "had and end the connection (%zu request(s) held until the abort)\n",
+          static_cast<long long>(absl::ToInt64Milliseconds(unmounted - begin)),
+          static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - unmounted)),
+          gate_.held_total());
   if (std::string stats = transport_->Stats(); !stats.empty()) {
     fprintf(stderr, "kmfused: %s\n", stats.c_str());
   }

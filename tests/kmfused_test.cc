@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -566,7 +567,8 @@ void RunLoader(std::shared_ptr<Loader> l, std::string path, int file) {
 
 // SIGTERM while loaders keep files open and requests flowing: the daemon
 // stops dispatching, lets what the filesystem has finish, aborts the
-// connection and exits 0 well within the 2 s grace it used to wait out.
+// connection and exits 0 within a second of its unmount, instead of waiting
+// out the 2 s grace.
 TEST_P(ShutdownTest, SigtermUnderContinuousLoadExitsWithinASecond) {
   // cache=none: every read, write and fstat is a request to the daemon.
   DaemonProcess::Config c;
@@ -621,11 +623,22 @@ TEST_P(ShutdownTest, SigtermUnderContinuousLoadExitsWithinASecond) {
   EXPECT_EQ(*rc, 0) << d->Stderr();
   // A behaviour bound, not a micro-timing: the grace is 2 s and stopping
   // used to wait all of it under load; a loaded 2-CPU machine stops this
-  // in tens of milliseconds.
-  EXPECT_LT(took, absl::Seconds(1)) << d->Stderr();
+  // in tens of milliseconds. umount2 itself, before any of it, can take a
+  // second or more while other mounts come and go on the machine (the
+  // kernel's mount locks): the daemon reports how long it took, and the
+  // bound is on the rest.
+  const std::string err = d->Stderr();
+  const std::string_view key = "kmfused: stopped: unmount took ";
+  const size_t at = err.find(key);
+  ASSERT_NE(at, std::string::npos) << err;
+  const long long unmount_ms = strtoll(err.c_str() + at + key.size(), nullptr, 10);
+  const absl::Duration after_unmount = took - absl::Milliseconds(unmount_ms);
+  EXPECT_LT(after_unmount, absl::Seconds(1)) << err;
   RecordProperty("exit_ms", static_cast<int>(absl::ToInt64Milliseconds(took)));
-  printf("[ measured ] %s: exited %lld ms after SIGTERM\n", GetParam().c_str(),
-         static_cast<long long>(absl::ToInt64Milliseconds(took)));
+  RecordProperty("unmount_ms", static_cast<int>(unmount_ms));
+  printf("[ measured ] %s: exited %lld ms after SIGTERM (unmount %lld ms, the rest %lld ms)\n",
+         GetParam().c_str(), static_cast<long long>(absl::ToInt64Milliseconds(took)), unmount_ms,
+         static_cast<long long>(absl::ToInt64Milliseconds(after_unmount)));
   EXPECT_EQ(MountCountAt(d->mountpoint()), 0);
 
   // The loaders end: the connection is gone, so no call can block.
