@@ -110,7 +110,6 @@ class UringEntry final : public ReplySink {
   bool zero_copy_ = false;
   size_t zc_len_ = 0;
   bool zc_fixed_answer_ = false;
-  proto::RequestView view_;  // kept for a WRITE that must fall back to a copy
   // The fd operation in flight for this entry.
   FdOp op_ = FdOp::kNone;
   bool start_op_ = false;  // mailbox: start op_ instead of committing
