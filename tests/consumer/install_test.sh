@@ -14,7 +14,7 @@ KMFUSE_BAZEL_STARTUP="--batch --output_user_root=${KMFUSE_NESTED_BAZEL_ROOT:-/tm
   HOME=$TEST_TMPDIR/home timeout -k 10 480 "$repo/tools/install" "$prefix" \
   || fail "tools/install $prefix failed"
 
-for h in filesystem reply fuse_abi server memfs passthrough; do
+for h in filesystem reply fuse_abi server memfs passthrough blocking_calls sync; do
   [[ -f $prefix/include/kmfuse/$h.h ]] || fail "missing $prefix/include/kmfuse/$h.h"
 done
 nm -C --defined-only "$prefix/lib/libkmfuse.a" 2>/dev/null | grep "kmfuse::Server::Start" >/dev/null \
@@ -27,6 +27,13 @@ done
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 cflags=$(pkg-config --cflags kmfuse) || fail "pkg-config --cflags kmfuse"
 libs=$(pkg-config --libs kmfuse) || fail "pkg-config --libs kmfuse"
+# Every installed header compiles on its own with only the installed set
+# (an installed header including one that is not installed fails here).
+for h in "$prefix"/include/kmfuse/*.h; do
+  echo "#include \"kmfuse/$(basename "$h")\"" >"$TEST_TMPDIR/one_header.cc"
+  g++ -std=c++17 -fsyntax-only -Wall -Wextra -Werror "$TEST_TMPDIR/one_header.cc" $cflags \
+    || fail "installed header kmfuse/$(basename "$h") does not compile on its own"
+done
 src=$TEST_SRCDIR/$TEST_WORKSPACE/fs/examples/hello.cc
 # shellcheck disable=SC2086
 g++ -Wall -Wextra -Werror -o "$TEST_TMPDIR/hello_shared" "$src" $cflags $libs \
