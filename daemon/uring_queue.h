@@ -132,6 +132,7 @@ struct PolicySetup {
   // max(8192, max_write, max_pages * page size) with the negotiated values.
   // Per-entry buffers may be larger; pool buffers are exactly this far apart.
   size_t payload_size = 0;
+  int fuse_fd = -1;         // the connection's /dev/fuse fd (URING_CMD target)
   // Fixed-buffer slots. shared_table: the worker registered one sparse
   // table for every queue on the ring, and this queue's fixed_slots()
   // slots start at slot_base (table_error: -errno when that registration
@@ -140,7 +141,6 @@ struct PolicySetup {
   bool shared_table = false;
   unsigned slot_base = 0;
   int table_error = 0;
-  int fuse_fd = -1;         // the connection's /dev/fuse fd (URING_CMD target)
 };
 
 // How payload buffers are provided, registered and found.
@@ -184,6 +184,7 @@ class PayloadPolicy {
   // Memory this queue's buffers use, for Describe().
   virtual size_t buffer_bytes() const = 0;
   // See the contract above.
+  virtual bool uses_ring_in_destructor() const { return true; }
   // Fixed-buffer slots a queue of `entries` entries wants in its ring's
   // table (PolicySetup::slot_base), asked before Setup.
   virtual unsigned fixed_slots(unsigned entries) const {
@@ -193,7 +194,6 @@ class PayloadPolicy {
   // False when the policy needs a ring of its own (it claims ring-wide
   // resources such as buffer group 0): its queues get a worker each.
   virtual bool shares_ring() const { return true; }
-  virtual bool uses_ring_in_destructor() const { return true; }
   // True when the queue was created with FUSE_URING_ZERO_COPY: the kernel
   // may register a READ/WRITE's pages in the entry's slot.
   virtual bool zero_copy() const { return false; }
@@ -224,9 +224,9 @@ using RingFactory =
 // iovec[2] = {header, payload}; the payload never moves.
 std::unique_ptr<PayloadPolicy> MakePerEntryPolicy();
 
+// Kernel-managed buffer ring (`kmbuf`, the proposed series; docs section 4).
 // Claims bgid 0 and the ring's registered-buffer table: one queue per ring
 // (shares_ring() is false).
-// Kernel-managed buffer ring (`kmbuf`, the proposed series; docs section 4).
 // Per queue: one IOU_PBUF_RING_KERNEL_MANAGED ring at bgid 0 with buf_size =
 // payload_size and ring_entries = the smallest power of two >= entries (or
 // options.ring_entries); headers in ONE registered buffer
@@ -303,15 +303,15 @@ struct UringQueueStats {
   uint64_t zero_copy_staged = 0;    // zero-copy requests that went through daemon memory
   uint64_t copied_bytes = 0;        // READ/WRITE data through a payload buffer
 };
-class UringWorker;
 
+class UringWorker;
 
 class UringQueue {
  public:
   UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolicy> policy,
+             proto::Dispatcher* dispatcher);
   // A queue served by a UringWorker it does not own must outlive that
   // worker (the worker drops the ring before the queue's buffers go).
-             proto::Dispatcher* dispatcher);
   ~UringQueue();
 
   // Runs the queue alone (a worker of its own, pinned to cfg.pin_cpu) on
@@ -320,8 +320,8 @@ class UringQueue {
   // REGISTERs are submitted.
   absl::Status Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered);
 
-  unsigned entries() const { return cfg_.entries; }
   uint16_t qid() const { return cfg_.qid; }
+  unsigned entries() const { return cfg_.entries; }
   const PayloadPolicy& policy() const { return *policy_; }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   // True once a command of this queue got EOPNOTSUPP: the kernel switched
@@ -333,6 +333,7 @@ class UringQueue {
   UringQueueStats stats() const;
 
  private:
+  friend class UringEntry;
   friend class UringWorker;
   // user_data of entry e's commands: the worker's bits for this queue | the
   // entry's index.
@@ -341,7 +342,6 @@ class UringQueue {
   // the ring before any REGISTER), then the REGISTERs and the mailbox read.
   absl::Status SetUp(uring::IoRing* ring, const PolicySetup& setup);
   absl::Status Begin();
-  friend class UringEntry;
   void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len);
   bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
                         std::shared_ptr<const void> pin);
@@ -396,6 +396,7 @@ class UringQueue {
   Mutex mailbox_mu_;
   std::vector<UringEntry*> mailbox_ ABSL_GUARDED_BY(mailbox_mu_);
 };
+
 // One serving thread with one ring for one or several queues (see the top
 // of this file). Run() creates the ring, registers one sparse fixed-buffer
 // table holding every queue's fixed_slots(), runs each policy's Setup in
@@ -425,7 +426,6 @@ class UringWorker {
   std::vector<int> pin_cpus_;
   std::unique_ptr<uring::IoRing> ring_;
 };
-
 
 }  // namespace kmfuse
 
