@@ -940,7 +940,24 @@ Observed RunScript(Side& side) {
   return o;
 }
 
-void Compare(const Observed& real, const Observed& model) {
+// Which pool buffer a request lands in races the entry that committed the
+// previous one: fuse_request_end() wakes the caller inside COMMIT_AND_FETCH
+// before that entry's fetch half recycles its buffer, so a next request the
+// caller sends in that window, handed to another available entry, takes the
+// next free buffer instead of the lowest one (seen on 7.3 under load; see
+// docs/kernel-interfaces.md, section 5). With
+// pool_buf_size set, a request whose offsets differ only in that choice (both
+// buffer-aligned) matches; every other field must still be equal.
+bool SameButPoolBuffer(Seen real, const Seen& model, size_t pool_buf_size) {
+  if (pool_buf_size == 0 || real.offset % pool_buf_size != 0 ||
+      model.offset % pool_buf_size != 0) {
+    return false;
+  }
+  real.offset = model.offset;
+  return real == model;
+}
+
+void Compare(const Observed& real, const Observed& model, size_t pool_buf_size = 0) {
   for (const auto& [name, res] : real.res) {
     auto it = model.res.find(name);
     ASSERT_NE(it, model.res.end()) << name;
@@ -953,6 +970,13 @@ void Compare(const Observed& real, const Observed& model) {
   }
   ASSERT_EQ(real.seen.size(), model.seen.size());
   for (size_t i = 0; i < real.seen.size(); i++) {
+    if (!(real.seen[i] == model.seen[i]) &&
+        SameButPoolBuffer(real.seen[i], model.seen[i], pool_buf_size)) {
+      printf("request %zu: the kernel chose pool offset %u, the model %u (the committing entry "
+             "had not recycled its buffer yet)\n",
+             i, real.seen[i].offset, model.seen[i].offset);
+      continue;
+    }
     EXPECT_TRUE(real.seen[i] == model.seen[i])
         << "request " << i << ": real " << Str(real.seen[i]) << ", model " << Str(model.seen[i]);
   }
@@ -2418,7 +2442,7 @@ TEST(UringCrossCheck, BufpoolModelMatchesTheRealKernel) {
     Observed m = script.run(model, &mskip);
     ASSERT_EQ(mskip, "");
     Print("model", m);
-    Compare(r, m);
+    Compare(r, m, PoolBufSize());
     for (const std::string& v : model.model().violations()) printf("model violation: %s\n", v.c_str());
   }
 }
