@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -139,7 +140,14 @@ int Serve(const Options& opts) {
       close(ready[1]);
       char status = 1;
       ssize_t n = read(ready[0], &status, 1);
-      return n == 1 ? status : 1;
+      if (n == 1 && status == 0) return 0;
+      // Failed: the child has reported (or died); reap it so that when the
+      // command returns no daemon for this mountpoint is left, not even one
+      // still exiting (scripts retry at once).
+      int ws = 0;
+      while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+      }
+      return 1;
     }
     close(ready[0]);
     setsid();
