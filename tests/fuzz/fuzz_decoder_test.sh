@@ -38,7 +38,7 @@ resdir="$("$cxx" -print-resource-dir 2>/dev/null || true)"
 # "kmfuse/X.h" as Bazel's include_prefix maps it.
 inc="$work/include/kmfuse"
 mkdir -p "$inc"
-ln -sf "$root/daemon/proto/fuse_abi.h" "$inc/fuse_abi.h"
+ln -sf "$root/fs/abi/fuse_abi.h" "$inc/fuse_abi.h"
 for h in filesystem.h reply.h memfs.h; do ln -sf "$root/fs/$h" "$inc/$h"; done
 ln -sf "$root/uring/base/sync.h" "$inc/sync.h"
 

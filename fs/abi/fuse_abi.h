@@ -10,8 +10,8 @@
 //
 // Names follow include/uapi/linux/fuse.h so the kernel source can be read
 // side by side; they live in kmfuse::abi to stay clear of any system header.
-#ifndef KMFUSE_DAEMON_PROTO_FUSE_ABI_H_
-#define KMFUSE_DAEMON_PROTO_FUSE_ABI_H_
+#ifndef KMFUSE_FS_ABI_FUSE_ABI_H_
+#define KMFUSE_FS_ABI_FUSE_ABI_H_
 
 #include <sys/ioctl.h>
 
@@ -643,4 +643,4 @@ constexpr size_t UringMinPayload(size_t max_write, size_t max_pages, size_t page
 
 }  // namespace kmfuse::abi
 
-#endif  // KMFUSE_DAEMON_PROTO_FUSE_ABI_H_
+#endif  // KMFUSE_FS_ABI_FUSE_ABI_H_
