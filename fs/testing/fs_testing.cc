@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -631,39 +630,5 @@ absl::StatusOr<std::string> FsDriver::ReadFile(uint64_t ino) {
   if (int err = Release(ino, o->fh); err != 0) return ErrnoStatus(err, "release");
   return all;
 }
-
-namespace {
-
-int RemoveOne(const char* path, const struct stat* /*st*/, int flag, struct FTW* /*ftw*/) {
-  // Best effort: keep going so one entry that resists removal does not leave the rest behind.
-  if (flag == FTW_DP) {
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-  return 0;
-}
-
-}  // namespace
-
-TempDir::TempDir() {
-  const char* base = getenv("TEST_TMPDIR");
-  if (base == nullptr || *base == '\0') base = "/tmp";
-  std::string tmpl = absl::StrCat(base, "/kmfuse-XXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) {
-    fprintf(stderr, "TempDir: mkdtemp(%s): %s\n", tmpl.c_str(), strerror(errno));
-    abort();
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  if (path_.empty()) return;
-  // FTW_PHYS: never follow symlinks (tests plant some that point outside);
-  // FTW_DEPTH: children before their directory.
-  nftw(path_.c_str(), RemoveOne, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-std::string TempDir::Join(std::string_view rel) const { return absl::StrCat(path_, "/", AV(rel)); }
 
 }  // namespace kmfuse::testing

@@ -8,8 +8,8 @@
 //              implementation. Failed requests come back as an
 //              absl::Status carrying the errno (ErrnoOf), or as the errno
 //              itself for ops with no reply arguments (0 = success).
-// TempDir      mkdtemp under $TEST_TMPDIR (or /tmp), removed recursively
-//              (without following symlinks) on destruction.
+// TempDir      the tests' temporary directory (kmfuse/testing/temp_dir.h,
+//              included here).
 //
 // Threading: a CaptureSink may be answered from any thread; FsDriver waits
 // for it (up to a timeout, after which it reports ETIMEDOUT and leaks the
@@ -34,6 +34,7 @@
 #include "kmfuse/filesystem.h"
 #include "kmfuse/fuse_abi.h"
 #include "kmfuse/reply.h"
+#include "kmfuse/testing/temp_dir.h"
 
 namespace kmfuse::testing {
 
@@ -201,22 +202,6 @@ class FsDriver {
 
 // Parses a READDIR / READDIRPLUS reply.
 absl::StatusOr<std::vector<Dirent>> ParseDirents(std::string_view bytes, bool plus);
-
-class TempDir {
- public:
-  TempDir();  // aborts the test binary if mkdtemp fails
-  ~TempDir();
-  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
-  TempDir& operator=(TempDir&&) = delete;
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Join(std::string_view rel) const;
-
- private:
-  std::string path_;
-};
 
 template <typename Fn>
 Answer FsDriver::Call(uint32_t opcode, Fn&& fn) {

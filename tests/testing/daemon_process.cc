@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,85 +30,10 @@ extern char** environ;
 namespace kmfuse::itest {
 namespace {
 
-struct MountEntry {
-  unsigned major = 0;
-  unsigned minor = 0;
-  std::string mountpoint;
-  std::string fstype;
-};
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (size_t k = 1; k <= 3; k++) {
-        char c = s[i + k];
-        if (c < '0' || c > '7') ok = false;
-        v = v * 8 + (c - '0');
-      }
-      if (ok) {
-        out.push_back(static_cast<char>(v));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
-
-std::vector<MountEntry> ReadMountinfo() {
-  std::vector<MountEntry> mounts;
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::vector<std::string> fields = absl::StrSplit(line, ' ');
-    if (fields.size() < 7) continue;
-    MountEntry e;
-    if (sscanf(fields[2].c_str(), "%u:%u", &e.major, &e.minor) != 2) continue;
-    e.mountpoint = Unescape(fields[4]);
-    auto sep = std::find(fields.begin() + 6, fields.end(), "-");
-    if (sep == fields.end() || sep + 1 == fields.end()) continue;
-    e.fstype = *(sep + 1);
-    mounts.push_back(std::move(e));
-  }
-  return mounts;
-}
-
 std::string RealPathOrSelf(const std::string& p) {
   char buf[PATH_MAX];
   if (realpath(p.c_str(), buf) == nullptr) return p;
   return buf;
-}
-
-void EnsureFusectl() {
-  for (const MountEntry& m : ReadMountinfo()) {
-    if (m.mountpoint == "/sys/fs/fuse/connections") return;
-  }
-  mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
-}
-
-bool AbortConnection(unsigned conn) {
-  if (conn == 0) return false;
-  EnsureFusectl();
-  std::string path = absl::StrCat("/sys/fs/fuse/connections/", conn, "/abort");
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, "1", 1) == 1;
-  close(fd);
-  return ok;
-}
-
-int RemoveEntry(const char* path, const struct stat*, int type, struct FTW*) {
-  if (type == FTW_DP) {
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-  return 0;
 }
 
 }  // namespace
@@ -125,42 +49,6 @@ std::string ReadSmallFile(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-TempDir::TempDir(const std::string& tag) {
-  const char* base = getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr && *base ? base : "/tmp", "/kmfuse-", tag, "-XXXXXX");
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) == nullptr) {
-    fprintf(stderr, "TempDir: mkdtemp %s: %s\n", tmpl.c_str(), strerror(errno));
-    abort();
-  }
-  path_ = RealPathOrSelf(buf.data());
-}
-
-TempDir::~TempDir() {
-  if (path_.empty()) return;
-  // Detach mounts below us first so the removal never walks into (or blocks
-  // on) a FUSE mount.
-  std::string prefix = path_ + "/";
-  std::vector<std::string> below;
-  for (const MountEntry& m : ReadMountinfo()) {
-    if (m.mountpoint.compare(0, prefix.size(), prefix) == 0) below.push_back(m.mountpoint);
-  }
-  for (auto it = below.rbegin(); it != below.rend(); ++it) ForceUnmount(*it);
-  nftw(path_.c_str(), RemoveEntry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-std::string TempDir::Join(const std::string& rel) const { return absl::StrCat(path_, "/", rel); }
-
-std::string TempDir::Mkdir(const std::string& rel) const {
-  std::string p = Join(rel);
-  if (mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) {
-    fprintf(stderr, "TempDir: mkdir %s: %s\n", p.c_str(), strerror(errno));
-    abort();
-  }
-  return p;
 }
 
 std::string KmfusedPath() {
@@ -212,7 +100,7 @@ ConnectionWatchdog::ConnectionWatchdog(unsigned conn, absl::Duration deadline)
         fprintf(stderr, "watchdog: aborting FUSE connection %u after %s\n", conn,
                 absl::FormatDuration(deadline).c_str());
         fired_ = true;
-        AbortConnection(conn);
+        AbortFuseConnection(conn);
       }) {}
 
 ConnectionWatchdog::~ConnectionWatchdog() {
@@ -321,40 +209,6 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration de
   close(err[0]);
   r.exit_code = ExitCodeOf(status);
   return r;
-}
-
-unsigned FuseConnectionAt(const std::string& path) {
-  unsigned found = 0;
-  for (const MountEntry& m : ReadMountinfo()) {
-    if (m.mountpoint != path) continue;
-    found = (m.major == 0 && m.fstype.compare(0, 4, "fuse") == 0) ? m.minor : 0;
-  }
-  return found;
-}
-
-int MountCountAt(const std::string& path) {
-  int n = 0;
-  for (const MountEntry& m : ReadMountinfo()) n += m.mountpoint == path;
-  return n;
-}
-
-std::string MountTypeAt(const std::string& path) {
-  std::string type;
-  for (const MountEntry& m : ReadMountinfo()) {
-    if (m.mountpoint == path) type = m.fstype;
-  }
-  return type;
-}
-
-void ForceUnmount(const std::string& path) {
-  for (int i = 0; i < 16; i++) {
-    unsigned conn = FuseConnectionAt(path);
-    if (conn != 0) AbortConnection(conn);
-    if (MountCountAt(path) == 0) return;
-    if (umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINTR) {
-      if (errno == EINVAL || errno == ENOENT) return;
-    }
-  }
 }
 
 std::vector<pid_t> PidsWithArg(const std::string& arg) {

@@ -1,10 +1,10 @@
 // Helpers for tests that run the real kmfused binary against the kernel
 // (testonly).
 //
-// TempDir        a directory under $TEST_TMPDIR (or /tmp) whose name contains
-//                "kmfuse" (tools/clean-mounts finds leftovers by that name).
-//                The destructor first detaches every mount below it, then
-//                removes it recursively without following symlinks.
+// TempDir and the mount helpers (ForceUnmount, FuseConnectionAt, ...) are
+// kmfuse/testing/temp_dir.h and kmfuse/testing/mounts.h (//fs/testing),
+// named here too so these tests keep writing them unqualified. TempDir
+// names contain "kmfuse" (tools/clean-mounts finds leftovers by that name).
 // DaemonProcess  kmfused as a CHILD process (never in the test's process, so
 //                a test blocked on the mount is released when the daemon
 //                dies). Start() waits until the mount is live and the daemon
@@ -41,25 +41,17 @@
 #include "absl/status/statusor.h"
 #include "kmfuse/sync.h"
 #include "absl/time/time.h"
+#include "kmfuse/testing/mounts.h"
+#include "kmfuse/testing/temp_dir.h"
 
 namespace kmfuse::itest {
 
-class TempDir {
- public:
-  // Creates <$TEST_TMPDIR or /tmp>/kmfuse-<tag>-XXXXXX; aborts on failure.
-  explicit TempDir(const std::string& tag = "itest");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& rel) const;
-  // Creates the subdirectory rel (mode 0755) and returns its path.
-  std::string Mkdir(const std::string& rel) const;
-
- private:
-  std::string path_;
-};
+using ::kmfuse::testing::AbortFuseConnection;
+using ::kmfuse::testing::ForceUnmount;
+using ::kmfuse::testing::FuseConnectionAt;
+using ::kmfuse::testing::MountCountAt;
+using ::kmfuse::testing::MountTypeAt;
+using ::kmfuse::testing::TempDir;
 
 // Path of the kmfused binary in the test's runfiles
 // ($TEST_SRCDIR/kmfuse/daemon/kmfused).
@@ -124,17 +116,6 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration deadline,
                          const std::vector<std::string>& env = {});
 
-// Mount helpers reading /proc/self/mountinfo only (stat() on a FUSE mount
-// can block).
-// The fusectl connection number of the topmost FUSE mount at path, 0 if none.
-unsigned FuseConnectionAt(const std::string& path);
-// Number of mounts (any type) whose mount point is path.
-int MountCountAt(const std::string& path);
-// The filesystem type of the topmost mount at path ("fuse.kmfused"), "" if none.
-std::string MountTypeAt(const std::string& path);
-// Aborts every FUSE connection mounted at path and detaches every mount
-// there (umount2 MNT_DETACH). Safe on a path with nothing mounted.
-void ForceUnmount(const std::string& path);
 // Pids of processes (other than this one) whose command line contains arg
 // as one of its arguments.
 std::vector<pid_t> PidsWithArg(const std::string& arg);
