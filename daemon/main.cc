@@ -19,13 +19,15 @@
 #include "daemon/mount.h"
 #include "daemon/options.h"
 #include "daemon/privileges.h"
+#include "daemon/proto/reply_header.h"
+#include "daemon/select.h"
 #include "daemon/session.h"
 #include "kmfuse/passthrough.h"
+#include "kmfuse/server.h"
 #include "uring/probe.h"
 
 namespace kmfuse {
 namespace {
-
 
 // Scratch mount to learn the INIT flags this kernel offers (root only).
 struct InitProbe {
@@ -62,7 +64,8 @@ InitProbe ProbeInit() {
         p.minor = init.minor;
         p.flags = init.flags;
         if (init.flags & abi::FUSE_INIT_EXT) p.flags |= uint64_t{init.flags2} << 32;
-        abi::fuse_out_header out{sizeof(out), -EPROTO, in.unique};
+        // Refuse the connection: the probe only wanted the INIT flags.
+        const abi::fuse_out_header out = proto::ReplyHeader(in.unique, -EPROTO, 0);
         ssize_t w = write((*m)->fd(), &out, sizeof(out));
         (void)w;
       } else {
@@ -103,22 +106,23 @@ int RunProbe() {
     printf("FUSE io-uring buffer pools (INIT FUSE_HAS_IO_URING_BUFPOOL): unknown until INIT (%s)\n",
            init.error.empty() ? "needs root for a scratch mount" : init.error.c_str());
   }
-  for (const char* t : kTransportOrder) {
+  for (TransportKind t : kTransportOrder) {
+    const std::string name(TransportName(t));
     absl::Status s = TransportAvailability(t, offer);
     if (s.ok()) {
-      printf("transport %s: available\n", t);
+      printf("transport %s: available\n", name.c_str());
     } else {
-      printf("transport %s: unavailable (%s)\n", t, std::string(s.message()).c_str());
+      printf("transport %s: unavailable (%s)\n", name.c_str(), std::string(s.message()).c_str());
     }
   }
-  absl::StatusOr<Choice> c = ChooseTransport("auto", offer);
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kAuto, offer);
   if (c.ok()) printf("auto: %s\n", c->Log().c_str());
   return 0;
 }
 
-int Serve(const Options& opts) {
+int Serve(const CommandLine& cl) {
   umask(0);  // modes arrive already masked by the kernel
-  absl::StatusOr<std::unique_ptr<PassthroughFs>> fs = PassthroughFs::Create(opts.fs);
+  absl::StatusOr<std::unique_ptr<PassthroughFs>> fs = PassthroughFs::Create(cl.fs);
   if (!fs.ok()) {
     fprintf(stderr, "kmfused: %s\n", std::string(fs.status().message()).c_str());
     return 1;
@@ -126,7 +130,7 @@ int Serve(const Options& opts) {
   // Daemonize before any thread exists; the parent waits until the mount is
   // live (or failed) so scripts can use the mount as soon as we return.
   int ready[2] = {-1, -1};
-  if (!opts.daemon.foreground) {
+  if (!cl.foreground) {
     if (pipe(ready) != 0) {
       perror("kmfused: pipe");
       return 1;
@@ -152,6 +156,8 @@ int Serve(const Options& opts) {
     close(ready[0]);
     setsid();
   }
+  // Blocked before the server's threads exist (they inherit the mask), so
+  // only Server::WaitForSignal below takes them.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
@@ -160,7 +166,7 @@ int Serve(const Options& opts) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // Before Session::Start creates the first thread: capabilities are per
+  // Before Server::Start creates the first thread: capabilities are per
   // thread and threads inherit them.
   if (absl::StatusOr<uint64_t> kept = DropCapabilities(); !kept.ok()) {
     fprintf(stderr, "kmfused: warning: could not drop capabilities: %s; continuing with them\n",
@@ -169,9 +175,9 @@ int Serve(const Options& opts) {
     fprintf(stderr, "kmfused: capabilities: kept %s, dropped the rest; no_new_privs set\n",
             DescribeCapabilityMask(*kept).c_str());
   }
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Start(opts, fs->get());
-  if (!session.ok()) {
-    fprintf(stderr, "kmfused: %s\n", std::string(session.status().message()).c_str());
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(fs->get(), cl.server);
+  if (!server.ok()) {
+    fprintf(stderr, "kmfused: %s\n", std::string(server.status().message()).c_str());
     if (ready[1] >= 0) {
       char status = 1;
       ssize_t w = write(ready[1], &status, 1);
@@ -179,9 +185,9 @@ int Serve(const Options& opts) {
     }
     return 1;
   }
-  fprintf(stderr, "kmfused: serving %s at %s: %s\n", opts.source.c_str(),
-          (*session)->mountpoint().c_str(), (*session)->SelectionLog().c_str());
-  fprintf(stderr, "kmfused: %s\n", (*session)->Describe().c_str());
+  fprintf(stderr, "kmfused: serving %s at %s: %s\n", cl.source.c_str(),
+          (*server)->mountpoint().c_str(), (*server)->SelectionLog().c_str());
+  fprintf(stderr, "kmfused: %s\n", (*server)->Describe().c_str());
   if (ready[1] >= 0) {
     char status = 0;
     ssize_t w = write(ready[1], &status, 1);
@@ -195,16 +201,11 @@ int Serve(const Options& opts) {
       if (null > 2) close(null);
     }
   }
-  struct timespec tick = {0, 100 * 1000 * 1000};
-  while (!(*session)->Done()) {
-    int sig = sigtimedwait(&sigs, nullptr, &tick);
-    if (sig > 0) {
-      fprintf(stderr, "kmfused: %s: unmounting %s\n", strsignal(sig),
-              (*session)->mountpoint().c_str());
-      break;
-    }
+  if (int sig = (*server)->WaitForSignal(sigs); sig > 0) {
+    fprintf(stderr, "kmfused: %s: unmounting %s\n", strsignal(sig),
+            (*server)->mountpoint().c_str());
   }
-  absl::Status s = (*session)->Stop();
+  absl::Status s = (*server)->Stop();
   if (!s.ok()) {
     fprintf(stderr, "kmfused: stopped after error: %s\n", std::string(s.message()).c_str());
     return 1;
@@ -217,7 +218,7 @@ int Serve(const Options& opts) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
-  absl::StatusOr<kmfuse::Options> opts = kmfuse::ParseCommandLine(args);
+  absl::StatusOr<kmfuse::CommandLine> opts = kmfuse::ParseCommandLine(args);
   if (!opts.ok()) {
     fprintf(stderr, "kmfused: %s\n", std::string(opts.status().message()).c_str());
     fprintf(stderr, "usage: kmfused SOURCE MOUNTPOINT [-o opt,...] [-f] [-d]; see --help\n");

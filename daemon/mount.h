@@ -13,10 +13,23 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "daemon/options.h"
 #include "uring/base/unique_fd.h"
 
 namespace kmfuse {
+
+// The mount(2) options of a FUSE mount (ServerOptions' mount flags).
+struct MountFlags {
+  bool allow_other = false;
+  bool default_permissions = false;
+  bool read_only = false;
+  bool nosuid = true;
+  bool nodev = true;
+  bool noexec = false;
+  bool noatime = false;
+  bool nonempty = false;
+  std::string fsname;
+  std::string subtype = "kmfused";
+};
 
 class FuseMount {
  public:

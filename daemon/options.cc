@@ -3,14 +3,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <fstream>
 #include <iterator>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "daemon/select.h"
 
 namespace kmfuse {
 namespace {
@@ -121,15 +122,7 @@ void AppendRows(const OptionDoc* rows, size_t n, std::string* out) {
   }
 }
 
-bool IsTransport(absl::string_view t) {
-  if (t == "auto") return true;
-  for (const char* name : kTransportOrder) {
-    if (t == name) return true;
-  }
-  return false;
-}
-
-absl::Status ApplyOption(absl::string_view opt, Options* o) {
+absl::Status ApplyOption(absl::string_view opt, CommandLine* o) {
   absl::string_view key = opt, value;
   bool has_value = false;
   if (size_t eq = opt.find('='); eq != absl::string_view::npos) {
@@ -144,16 +137,18 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
   };
   uint64_t n = 0;
   if (key == "transport") {
-    if (!IsTransport(value)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "option transport=", value, ": expected auto, kmbuf, bufpool, uring, ring-read or read"));
+    std::optional<TransportKind> t =
+        ParseTransport(std::string_view(value.data(), value.size()));
+    if (!t.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("option transport=", value, ": expected ", TransportChoices()));
     }
-    o->daemon.transport = std::string(value);
+    o->server.transport = *t;
     return absl::OkStatus();
   }
   if (key == "queue_depth") {
     if (auto s = ParseSize(key, value, 1, 4096, &n); !s.ok()) return s;
-    o->daemon.queue_depth = static_cast<unsigned>(n);
+    o->server.queue_depth = static_cast<unsigned>(n);
     return absl::OkStatus();
   }
   if (key == "zero_copy") {
@@ -161,62 +156,60 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
       return absl::InvalidArgumentError(
           absl::StrCat("option zero_copy=", value, ": expected on or off"));
     }
-    o->daemon.zero_copy = value == "on" ? 1 : 0;
+    o->server.zero_copy = value == "on" ? 1 : 0;
     return absl::OkStatus();
   }
   if (key == "threads") {
     if (auto s = ParseSize(key, value, 1, 256, &n); !s.ok()) return s;
-    o->daemon.threads = static_cast<unsigned>(n);
-    o->daemon.uring_threads = static_cast<unsigned>(n);
+    o->server.threads = static_cast<unsigned>(n);
     return absl::OkStatus();
   }
   if (key == "buffer_memory") {
     if (auto s = ParseSize(key, value, 4096, uint64_t{16} << 30, &n); !s.ok()) return s;
-    o->daemon.buffer_memory = n;
+    o->server.buffer_memory = n;
     return absl::OkStatus();
   }
   if (key == "max_write") {
     if (auto s = ParseSize(key, value, 4096, 1u << 20, &n); !s.ok()) return s;
-    o->daemon.max_write = static_cast<uint32_t>(n);
-    o->daemon.max_write_set = true;
+    o->server.max_write = static_cast<uint32_t>(n);
     return absl::OkStatus();
   }
   if (key == "max_background") {
     if (auto s = ParseSize(key, value, 1, 65535, &n); !s.ok()) return s;
-    o->daemon.max_background = static_cast<uint16_t>(n);
+    o->server.max_background = static_cast<uint16_t>(n);
     return absl::OkStatus();
   }
   if (key == "fsname") {
     if (value.empty() || value.find(',') != absl::string_view::npos) {
       return absl::InvalidArgumentError("option fsname needs a non-empty value without commas");
     }
-    o->mount.fsname = std::string(value);
+    o->server.fsname = std::string(value);
     return absl::OkStatus();
   }
   if (key == "subtype") {
-    o->mount.subtype = std::string(value);
+    o->server.subtype = std::string(value);
     return absl::OkStatus();
   }
-  if (key == "allow_other") return flag(&o->mount.allow_other, true);
-  if (key == "default_permissions") return flag(&o->mount.default_permissions, true);
+  if (key == "allow_other") return flag(&o->server.allow_other, true);
+  if (key == "default_permissions") return flag(&o->server.default_permissions, true);
   if (key == "ro") {
     o->fs.readonly = true;
-    return flag(&o->mount.read_only, true);
+    return flag(&o->server.read_only, true);
   }
   if (key == "rw") {
     o->fs.readonly = false;
-    return flag(&o->mount.read_only, false);
+    return flag(&o->server.read_only, false);
   }
-  if (key == "suid") return flag(&o->mount.nosuid, false);
-  if (key == "nosuid") return flag(&o->mount.nosuid, true);
-  if (key == "dev") return flag(&o->mount.nodev, false);
-  if (key == "nodev") return flag(&o->mount.nodev, true);
-  if (key == "exec") return flag(&o->mount.noexec, false);
-  if (key == "noexec") return flag(&o->mount.noexec, true);
-  if (key == "atime") return flag(&o->mount.noatime, false);
-  if (key == "noatime") return flag(&o->mount.noatime, true);
-  if (key == "nonempty") return flag(&o->mount.nonempty, true);
-  if (key == "debug") return flag(&o->daemon.debug, true);
+  if (key == "suid") return flag(&o->server.nosuid, false);
+  if (key == "nosuid") return flag(&o->server.nosuid, true);
+  if (key == "dev") return flag(&o->server.nodev, false);
+  if (key == "nodev") return flag(&o->server.nodev, true);
+  if (key == "exec") return flag(&o->server.noexec, false);
+  if (key == "noexec") return flag(&o->server.noexec, true);
+  if (key == "atime") return flag(&o->server.noatime, false);
+  if (key == "noatime") return flag(&o->server.noatime, true);
+  if (key == "nonempty") return flag(&o->server.nonempty, true);
+  if (key == "debug") return flag(&o->server.debug, true);
   if (IsIgnoredMountOption(key)) return absl::OkStatus();
   // PassthroughOptions::source is the SOURCE argument; a second spelling of
   // it in -o would be silently overridden.
@@ -231,84 +224,7 @@ absl::Status ApplyOption(absl::string_view opt, Options* o) {
   return fs_status;
 }
 
-// 32M, 96K, 5000: the largest unit that divides evenly.
-std::string FormatSize(uint64_t bytes) {
-  if (bytes != 0 && bytes % (uint64_t{1} << 30) == 0) return absl::StrCat(bytes >> 30, "G");
-  if (bytes != 0 && bytes % (uint64_t{1} << 20) == 0) return absl::StrCat(bytes >> 20, "M");
-  if (bytes != 0 && bytes % 1024 == 0) return absl::StrCat(bytes >> 10, "K");
-  return absl::StrCat(bytes);
-}
-
 }  // namespace
-
-std::vector<int> PossibleCpus() {
-  std::vector<int> cpus;
-  std::ifstream f("/sys/devices/system/cpu/possible");
-  std::string line;
-  if (std::getline(f, line)) {
-    for (absl::string_view part : absl::StrSplit(line, ',', absl::SkipEmpty())) {
-      std::vector<absl::string_view> range = absl::StrSplit(part, '-');
-      int lo = 0, hi = 0;
-      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(range[0]), &lo)) continue;
-      hi = lo;
-      if (range.size() > 1 && !absl::SimpleAtoi(absl::StripAsciiWhitespace(range[1]), &hi)) {
-        continue;
-      }
-      for (int c = lo; c <= hi; c++) cpus.push_back(c);
-    }
-  }
-  if (cpus.empty()) {
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long c = 0; c < (n > 0 ? n : 1); c++) cpus.push_back(static_cast<int>(c));
-  }
-  return cpus;
-}
-
-absl::StatusOr<UringBufferPlan> PlanUringBuffers(const DaemonOptions& o, unsigned queues,
-                                                 size_t page, unsigned online_cpus) {
-  UringBufferPlan plan;
-  queues = std::max(1u, queues);
-  page = std::max<size_t>(page, 1);
-  // The kernel's payload size for a max_write when it takes FUSE_MAX_PAGES:
-  // max(8 KiB, max_write in whole pages) (abi::UringMinPayload).
-  auto payload_of = [page](uint64_t max_write) {
-    return std::max<uint64_t>(8192, (max_write + page - 1) / page * page);
-  };
-  plan.budget = o.buffer_memory;
-  if (plan.budget == 0) {
-    // The default budget, or one entry per queue when -o max_write asks for
-    // more than that allows.
-    plan.budget = kDefaultBufferMemory;
-    if (o.max_write_set) plan.budget = std::max(plan.budget, queues * payload_of(o.max_write));
-  }
-  auto fit = [&](uint64_t max_write) { return plan.budget / (queues * payload_of(max_write)); };
-  uint32_t max_write = o.max_write;
-  uint64_t n = fit(max_write);
-  const uint64_t want = std::min<uint64_t>(2, std::max(1u, o.queue_depth));
-  if (!o.max_write_set) {
-    while (n < want && max_write > 8192) {
-      max_write = std::max<uint32_t>(8192, max_write / 2);
-      n = fit(max_write);
-    }
-  }
-  if (n == 0) {
-    const uint64_t min_bytes = queues * payload_of(max_write);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "option buffer_memory=", FormatSize(plan.budget), ": ", queues,
-        " io_uring queue(s) (one per possible CPU) need at least ", FormatSize(min_bytes),
-        " for one entry of ", FormatSize(payload_of(max_write)), " each",
-        o.max_write_set ? " (lower -o max_write or raise -o buffer_memory)"
-                        : " (raise -o buffer_memory)"));
-  }
-  plan.max_write = max_write;
-  plan.entries = static_cast<unsigned>(std::min<uint64_t>(n, std::max(1u, o.queue_depth)));
-  plan.payload = payload_of(max_write);
-  const unsigned threads =
-      o.uring_threads ? o.uring_threads
-                      : std::min(kDefaultUringThreads, std::max(1u, online_cpus));
-  plan.threads = std::min(threads, queues);
-  return plan;
-}
 
 std::string UsageText() {
   std::string out = absl::StrCat(
@@ -328,8 +244,10 @@ std::string UsageText() {
   return out;
 }
 
-absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
-  Options o;
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
+  CommandLine o;
+  o.server.fsname.clear();  // SOURCE unless -o fsname= says otherwise
+  o.server.subtype = "kmfused";
   std::vector<std::string> positional;
   for (size_t i = 1; i < args.size(); i++) {
     const std::string& a = args[i];
@@ -340,10 +258,10 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
     } else if (a == "--probe") {
       o.probe = true;
     } else if (a == "-f") {
-      o.daemon.foreground = true;
+      o.foreground = true;
     } else if (a == "-d") {
-      o.daemon.debug = true;
-      o.daemon.foreground = true;
+      o.server.debug = true;
+      o.foreground = true;
     } else if (a == "-s") {
       // libfuse's single-threaded flag: accepted, transports choose threads.
     } else if (a == "-o" || absl::StartsWith(a, "-o")) {
@@ -376,24 +294,23 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args) {
   // And the files a user creates must be that user's, not the daemon's:
   // allow_other implies run_as_caller too (a no-op for a daemon that cannot
   // switch ids, where every caller's files belong to the mounting user).
-  if (o.mount.allow_other) {
-    o.mount.default_permissions = true;
+  if (o.server.allow_other) {
+    o.server.default_permissions = true;
     o.fs.run_as_caller = true;
   }
   o.source = positional[0];
-  o.mountpoint = positional[1];
+  o.server.mountpoint = positional[1];
   o.fs.source = o.source;
-  if (o.mount.fsname.empty()) o.mount.fsname = o.source;
-  if (o.daemon.threads == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    o.daemon.threads = n > 0 ? static_cast<unsigned>(n) : 1;
-  }
+  if (o.server.fsname.empty()) o.server.fsname = o.source;
   // The io_uring transports' buffers must fit -o buffer_memory with one
   // queue per possible CPU: refused here, before anything is mounted.
-  if (o.daemon.transport != "read" && o.daemon.transport != "ring-read") {
+  // (auto may pick one of them.)
+  if (o.server.transport == TransportKind::kAuto || IsFuseOverIoUring(o.server.transport)) {
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
     absl::StatusOr<UringBufferPlan> plan =
-        PlanUringBuffers(o.daemon, static_cast<unsigned>(PossibleCpus().size()),
-                         static_cast<size_t>(sysconf(_SC_PAGESIZE)), o.daemon.threads);
+        PlanUringBuffers(o.server, static_cast<unsigned>(PossibleCpus().size()),
+                         static_cast<size_t>(sysconf(_SC_PAGESIZE)),
+                         online > 0 ? static_cast<unsigned>(online) : 1);
     if (!plan.ok()) return plan.status();
   }
   return o;

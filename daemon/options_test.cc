@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "daemon/select.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -22,22 +23,22 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-absl::StatusOr<Options> Parse(std::initializer_list<std::string> args) {
+absl::StatusOr<CommandLine> Parse(std::initializer_list<std::string> args) {
   std::vector<std::string> argv = {"kmfused"};
   argv.insert(argv.end(), args);
   return ParseCommandLine(argv);
 }
 
 // Parses `kmfused src mnt -o <opts>`; fails the test if it does not parse.
-Options ParseOk(const std::string& opts) {
-  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", opts});
+CommandLine ParseOk(const std::string& opts) {
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-o", opts});
   EXPECT_TRUE(o.ok()) << "-o " << opts << ": " << o.status();
-  return o.ok() ? *o : Options{};
+  return o.ok() ? *o : CommandLine{};
 }
 
 // The message of `kmfused src mnt -o <opts>`, which must be InvalidArgument.
 std::string ParseError(const std::string& opts) {
-  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", opts});
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-o", opts});
   if (o.ok()) {
     ADD_FAILURE() << "-o " << opts << " parsed";
     return "";
@@ -49,28 +50,28 @@ std::string ParseError(const std::string& opts) {
 // --- positional arguments and flags ---
 
 TEST(OptionsTest, SourceAndMountpointWithDefaults) {
-  absl::StatusOr<Options> o = Parse({"/srv/data", "/mnt/data"});
+  absl::StatusOr<CommandLine> o = Parse({"/srv/data", "/mnt/data"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->source, "/srv/data");
-  EXPECT_EQ(o->mountpoint, "/mnt/data");
+  EXPECT_EQ(o->server.mountpoint, "/mnt/data");
   EXPECT_EQ(o->fs.source, "/srv/data");
-  EXPECT_EQ(o->mount.fsname, "/srv/data");  // fsname defaults to SOURCE
-  EXPECT_EQ(o->mount.subtype, "kmfused");
-  EXPECT_FALSE(o->mount.allow_other);
-  EXPECT_FALSE(o->mount.default_permissions);
-  EXPECT_FALSE(o->mount.read_only);
-  EXPECT_TRUE(o->mount.nosuid);
-  EXPECT_TRUE(o->mount.nodev);
-  EXPECT_FALSE(o->mount.noexec);
-  EXPECT_FALSE(o->mount.noatime);
-  EXPECT_FALSE(o->mount.nonempty);
-  EXPECT_EQ(o->daemon.transport, "auto");
-  EXPECT_EQ(o->daemon.queue_depth, 16u);
-  EXPECT_EQ(o->daemon.max_write, 1u << 20);
-  EXPECT_EQ(o->daemon.max_background, 64u);
-  EXPECT_EQ(o->daemon.zero_copy, -1);
-  EXPECT_FALSE(o->daemon.debug);
-  EXPECT_FALSE(o->daemon.foreground);
+  EXPECT_EQ(o->server.fsname, "/srv/data");  // fsname defaults to SOURCE
+  EXPECT_EQ(o->server.subtype, "kmfused");
+  EXPECT_FALSE(o->server.allow_other);
+  EXPECT_FALSE(o->server.default_permissions);
+  EXPECT_FALSE(o->server.read_only);
+  EXPECT_TRUE(o->server.nosuid);
+  EXPECT_TRUE(o->server.nodev);
+  EXPECT_FALSE(o->server.noexec);
+  EXPECT_FALSE(o->server.noatime);
+  EXPECT_FALSE(o->server.nonempty);
+  EXPECT_EQ(o->server.transport, TransportKind::kAuto);
+  EXPECT_EQ(o->server.queue_depth, 16u);
+  EXPECT_EQ(o->server.max_write, 0u);  // kDefaultMaxWrite, shrinkable (select.h)
+  EXPECT_EQ(o->server.max_background, 64u);
+  EXPECT_EQ(o->server.zero_copy, -1);
+  EXPECT_FALSE(o->server.debug);
+  EXPECT_FALSE(o->foreground);
   EXPECT_EQ(o->fs.cache, CacheMode::kAuto);
   EXPECT_FALSE(o->fs.writeback_cache);
   EXPECT_FALSE(o->fs.passthrough);
@@ -84,18 +85,19 @@ TEST(OptionsTest, SourceAndMountpointWithDefaults) {
   EXPECT_FALSE(o->probe);
 }
 
-TEST(OptionsTest, ThreadsDefaultToTheOnlineCpus) {
-  absl::StatusOr<Options> o = Parse({"src", "mnt"});
+// 0: the server resolves it for the transport it picks (online CPUs for
+// read and ring-read, min(4, CPUs) rings for the io_uring transports).
+TEST(OptionsTest, ThreadsDefaultToTheTransportsOwnDefault) {
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt"});
   ASSERT_TRUE(o.ok()) << o.status();
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  EXPECT_EQ(o->daemon.threads, cpus > 0 ? static_cast<unsigned>(cpus) : 1u);
+  EXPECT_EQ(o->server.threads, 0u);
 }
 
 TEST(OptionsTest, WrongNumberOfPositionalArguments) {
   for (auto args : std::vector<std::vector<std::string>>{{"kmfused"},
                                                          {"kmfused", "src"},
                                                          {"kmfused", "a", "b", "c"}}) {
-    absl::StatusOr<Options> o = ParseCommandLine(args);
+    absl::StatusOr<CommandLine> o = ParseCommandLine(args);
     ASSERT_FALSE(o.ok()) << args.size();
     EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(o.status().message(), "expected SOURCE and MOUNTPOINT, got " +
@@ -105,16 +107,16 @@ TEST(OptionsTest, WrongNumberOfPositionalArguments) {
 
 TEST(OptionsTest, HelpVersionAndProbeNeedNoPositionalArguments) {
   for (const char* flag : {"-h", "--help"}) {
-    absl::StatusOr<Options> o = Parse({flag});
+    absl::StatusOr<CommandLine> o = Parse({flag});
     ASSERT_TRUE(o.ok()) << flag << ": " << o.status();
     EXPECT_TRUE(o->help) << flag;
   }
   for (const char* flag : {"-V", "--version"}) {
-    absl::StatusOr<Options> o = Parse({flag});
+    absl::StatusOr<CommandLine> o = Parse({flag});
     ASSERT_TRUE(o.ok()) << flag << ": " << o.status();
     EXPECT_TRUE(o->version) << flag;
   }
-  absl::StatusOr<Options> o = Parse({"--probe"});
+  absl::StatusOr<CommandLine> o = Parse({"--probe"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_TRUE(o->probe);
   // --help still wins over a bad positional count.
@@ -124,29 +126,29 @@ TEST(OptionsTest, HelpVersionAndProbeNeedNoPositionalArguments) {
 }
 
 TEST(OptionsTest, ForegroundDebugAndSingleThreadFlags) {
-  absl::StatusOr<Options> o = Parse({"src", "mnt", "-f"});
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-f"});
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_TRUE(o->daemon.foreground);
-  EXPECT_FALSE(o->daemon.debug);
+  EXPECT_TRUE(o->foreground);
+  EXPECT_FALSE(o->server.debug);
 
   o = Parse({"src", "mnt", "-d"});  // -d implies -f
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_TRUE(o->daemon.debug);
-  EXPECT_TRUE(o->daemon.foreground);
+  EXPECT_TRUE(o->server.debug);
+  EXPECT_TRUE(o->foreground);
 
   o = Parse({"-o", "debug", "src", "mnt"});  // -o debug does not
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_TRUE(o->daemon.debug);
-  EXPECT_FALSE(o->daemon.foreground);
+  EXPECT_TRUE(o->server.debug);
+  EXPECT_FALSE(o->foreground);
 
   o = Parse({"src", "-s", "mnt"});  // libfuse's -s: accepted, changes nothing
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->source, "src");
-  EXPECT_EQ(o->mountpoint, "mnt");
+  EXPECT_EQ(o->server.mountpoint, "mnt");
 }
 
 TEST(OptionsTest, UnknownFlagIsNamed) {
-  absl::StatusOr<Options> o = Parse({"src", "mnt", "-x"});
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-x"});
   ASSERT_FALSE(o.ok());
   EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(o.status().message(), "unknown flag '-x' (see kmfused --help)");
@@ -158,37 +160,37 @@ TEST(OptionsTest, UnknownFlagIsNamed) {
 // --- how -o lists are given ---
 
 TEST(OptionsTest, OptionListSeparateJoinedRepeatedAndWithEmptyItems) {
-  absl::StatusOr<Options> o =
+  absl::StatusOr<CommandLine> o =
       Parse({"-o", "ro,noexec", "src", "-oqueue_depth=8", "mnt", "-o", ",,noatime,"});
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_TRUE(o->mount.read_only);
-  EXPECT_TRUE(o->mount.noexec);
-  EXPECT_EQ(o->daemon.queue_depth, 8u);
-  EXPECT_TRUE(o->mount.noatime);
+  EXPECT_TRUE(o->server.read_only);
+  EXPECT_TRUE(o->server.noexec);
+  EXPECT_EQ(o->server.queue_depth, 8u);
+  EXPECT_TRUE(o->server.noatime);
   EXPECT_EQ(o->source, "src");
-  EXPECT_EQ(o->mountpoint, "mnt");
+  EXPECT_EQ(o->server.mountpoint, "mnt");
 }
 
 TEST(OptionsTest, MountFuse3OrderOptionsAfterPositionals) {
   // mount.fuse3 runs `kmfused SOURCE MOUNTPOINT -o opts` for fstab entries.
-  absl::StatusOr<Options> o = Parse({"/srv", "/mnt", "-o", "rw,nodev,nosuid,defaults"});
+  absl::StatusOr<CommandLine> o = Parse({"/srv", "/mnt", "-o", "rw,nodev,nosuid,defaults"});
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_FALSE(o->mount.read_only);
+  EXPECT_FALSE(o->server.read_only);
 }
 
 TEST(OptionsTest, DashOWithoutAListIsAnError) {
-  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o"});
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-o"});
   ASSERT_FALSE(o.ok());
   EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(o.status().message(), "-o needs an option list");
 }
 
 TEST(OptionsTest, LaterOptionsOverrideEarlierOnes) {
-  Options o = ParseOk("ro,rw,queue_depth=2,queue_depth=3,transport=read,transport=uring");
-  EXPECT_FALSE(o.mount.read_only);
+  CommandLine o = ParseOk("ro,rw,queue_depth=2,queue_depth=3,transport=read,transport=uring");
+  EXPECT_FALSE(o.server.read_only);
   EXPECT_FALSE(o.fs.readonly);
-  EXPECT_EQ(o.daemon.queue_depth, 3u);
-  EXPECT_EQ(o.daemon.transport, "uring");
+  EXPECT_EQ(o.server.queue_depth, 3u);
+  EXPECT_EQ(o.server.transport, TransportKind::kUring);
 }
 
 TEST(OptionsTest, UnknownOptionIsNamedWithItsValue) {
@@ -206,10 +208,11 @@ TEST(OptionsTest, SourceOptionIsRefused) {
 // --- daemon options ---
 
 TEST(OptionsTest, TransportTakesAutoOrANameFromTheOrder) {
-  EXPECT_EQ(ParseOk("transport=auto").daemon.transport, "auto");
-  for (const char* t : kTransportOrder) {
-    EXPECT_EQ(ParseOk(std::string("transport=") + t).daemon.transport, t);
+  EXPECT_EQ(ParseOk("transport=auto").server.transport, TransportKind::kAuto);
+  for (TransportKind t : kTransportOrder) {
+    EXPECT_EQ(ParseOk(std::string("transport=") + TransportName(t)).server.transport, t);
   }
+  EXPECT_EQ(ParseOk("transport=ring-read").server.transport, TransportKind::kRingRead);
   EXPECT_EQ(ParseError("transport=fast"),
             "option transport=fast: expected auto, kmbuf, bufpool, uring, ring-read or read");
   EXPECT_THAT(ParseError("transport"), StartsWith("option transport=: expected auto"));
@@ -220,7 +223,7 @@ TEST(OptionsTest, TransportTakesAutoOrANameFromTheOrder) {
 // non-numbers are refused naming the option and the range; K and M suffixes
 // multiply by 1024 and 1024*1024.
 void ExpectRange(const std::string& key, uint64_t lo, uint64_t hi,
-                 const std::function<uint64_t(const Options&)>& get) {
+                 const std::function<uint64_t(const CommandLine&)>& get) {
   EXPECT_EQ(get(ParseOk(key + "=" + std::to_string(lo))), lo) << key;
   EXPECT_EQ(get(ParseOk(key + "=" + std::to_string(hi))), hi) << key;
   const std::string range = ": expected a number from " + std::to_string(lo) + " to " +
@@ -234,23 +237,23 @@ void ExpectRange(const std::string& key, uint64_t lo, uint64_t hi,
 
 TEST(OptionsTest, QueueDepthRange) {
   ExpectRange("queue_depth", 1, 4096,
-              [](const Options& o) { return uint64_t{o.daemon.queue_depth}; });
-  EXPECT_EQ(ParseOk("queue_depth=4k").daemon.queue_depth, 4096u);
-  EXPECT_EQ(ParseOk("queue_depth=1K").daemon.queue_depth, 1024u);
+              [](const CommandLine& o) { return uint64_t{o.server.queue_depth}; });
+  EXPECT_EQ(ParseOk("queue_depth=4k").server.queue_depth, 4096u);
+  EXPECT_EQ(ParseOk("queue_depth=1K").server.queue_depth, 1024u);
 }
 
 TEST(OptionsTest, ThreadsRange) {
   ExpectRange("threads", 1, 256,
-              [](const Options& o) { return uint64_t{o.daemon.threads}; });
+              [](const CommandLine& o) { return uint64_t{o.server.threads}; });
 }
 
 TEST(OptionsTest, MaxWriteRangeAndSuffixes) {
   ExpectRange("max_write", 4096, 1u << 20,
-              [](const Options& o) { return uint64_t{o.daemon.max_write}; });
-  EXPECT_EQ(ParseOk("max_write=4K").daemon.max_write, 4096u);
-  EXPECT_EQ(ParseOk("max_write=128k").daemon.max_write, 128u * 1024);
-  EXPECT_EQ(ParseOk("max_write=1M").daemon.max_write, 1u << 20);
-  EXPECT_EQ(ParseOk("max_write=1m").daemon.max_write, 1u << 20);
+              [](const CommandLine& o) { return uint64_t{o.server.max_write}; });
+  EXPECT_EQ(ParseOk("max_write=4K").server.max_write, 4096u);
+  EXPECT_EQ(ParseOk("max_write=128k").server.max_write, 128u * 1024);
+  EXPECT_EQ(ParseOk("max_write=1M").server.max_write, 1u << 20);
+  EXPECT_EQ(ParseOk("max_write=1m").server.max_write, 1u << 20);
   EXPECT_THAT(ParseError("max_write=2M"), HasSubstr("expected a number from 4096 to 1048576"));
   EXPECT_THAT(ParseError("max_write=3K"), HasSubstr("expected a number from 4096 to 1048576"));
 }
@@ -268,18 +271,18 @@ TEST(OptionsTest, SuffixOverflowIsRefusedNotWrapped) {
 
 TEST(OptionsTest, MaxBackgroundRange) {
   ExpectRange("max_background", 1, 65535,
-              [](const Options& o) { return uint64_t{o.daemon.max_background}; });
+              [](const CommandLine& o) { return uint64_t{o.server.max_background}; });
 }
 
 TEST(OptionsTest, ZeroCopyOnOrOff) {
-  EXPECT_EQ(ParseOk("zero_copy=on").daemon.zero_copy, 1);
-  EXPECT_EQ(ParseOk("zero_copy=off").daemon.zero_copy, 0);
+  EXPECT_EQ(ParseOk("zero_copy=on").server.zero_copy, 1);
+  EXPECT_EQ(ParseOk("zero_copy=off").server.zero_copy, 0);
   EXPECT_EQ(ParseError("zero_copy=yes"), "option zero_copy=yes: expected on or off");
   EXPECT_EQ(ParseError("zero_copy"), "option zero_copy=: expected on or off");
 }
 
 TEST(OptionsTest, DebugOption) {
-  EXPECT_TRUE(ParseOk("debug").daemon.debug);
+  EXPECT_TRUE(ParseOk("debug").server.debug);
   EXPECT_EQ(ParseError("debug=1"), "option debug takes no value");
 }
 
@@ -289,15 +292,17 @@ TEST(OptionsTest, MountFlagPairs) {
   struct Pair {
     const char* on;
     const char* off;
-    bool MountFlags::*field;
+    bool ServerOptions::*field;
   } pairs[] = {
-      {"ro", "rw", &MountFlags::read_only},     {"nosuid", "suid", &MountFlags::nosuid},
-      {"nodev", "dev", &MountFlags::nodev},     {"noexec", "exec", &MountFlags::noexec},
-      {"noatime", "atime", &MountFlags::noatime},
+      {"ro", "rw", &ServerOptions::read_only},
+      {"nosuid", "suid", &ServerOptions::nosuid},
+      {"nodev", "dev", &ServerOptions::nodev},
+      {"noexec", "exec", &ServerOptions::noexec},
+      {"noatime", "atime", &ServerOptions::noatime},
   };
   for (const Pair& p : pairs) {
-    EXPECT_TRUE(ParseOk(std::string(p.off) + "," + p.on).mount.*p.field) << p.on;
-    EXPECT_FALSE(ParseOk(std::string(p.on) + "," + p.off).mount.*p.field) << p.off;
+    EXPECT_TRUE(ParseOk(std::string(p.off) + "," + p.on).server.*p.field) << p.on;
+    EXPECT_FALSE(ParseOk(std::string(p.on) + "," + p.off).server.*p.field) << p.off;
     for (const char* key : {p.on, p.off}) {
       EXPECT_EQ(ParseError(std::string(key) + "=1"), std::string("option ") + key + " takes no value");
     }
@@ -305,16 +310,16 @@ TEST(OptionsTest, MountFlagPairs) {
 }
 
 TEST(OptionsTest, ReadOnlyReachesTheFilesystemToo) {
-  Options o = ParseOk("ro");
-  EXPECT_TRUE(o.mount.read_only);
+  CommandLine o = ParseOk("ro");
+  EXPECT_TRUE(o.server.read_only);
   EXPECT_TRUE(o.fs.readonly);
   o = ParseOk("ro,rw");
   EXPECT_FALSE(o.fs.readonly);
 }
 
 TEST(OptionsTest, SingleMountFlags) {
-  EXPECT_TRUE(ParseOk("nonempty").mount.nonempty);
-  EXPECT_TRUE(ParseOk("default_permissions").mount.default_permissions);
+  EXPECT_TRUE(ParseOk("nonempty").server.nonempty);
+  EXPECT_TRUE(ParseOk("default_permissions").server.default_permissions);
   EXPECT_FALSE(ParseOk("default_permissions").fs.run_as_caller);
   for (const char* key : {"nonempty", "default_permissions", "allow_other"}) {
     EXPECT_EQ(ParseError(std::string(key) + "=yes"), std::string("option ") + key + " takes no value");
@@ -322,9 +327,9 @@ TEST(OptionsTest, SingleMountFlags) {
 }
 
 TEST(OptionsTest, AllowOtherImpliesDefaultPermissionsAndRunAsCaller) {
-  Options o = ParseOk("allow_other");
-  EXPECT_TRUE(o.mount.allow_other);
-  EXPECT_TRUE(o.mount.default_permissions);
+  CommandLine o = ParseOk("allow_other");
+  EXPECT_TRUE(o.server.allow_other);
+  EXPECT_TRUE(o.server.default_permissions);
   EXPECT_TRUE(o.fs.run_as_caller);
   // Even when run_as_caller is switched off explicitly: every user would
   // otherwise act with the daemon's credentials.
@@ -335,23 +340,23 @@ TEST(OptionsTest, AllowOtherImpliesDefaultPermissionsAndRunAsCaller) {
 }
 
 TEST(OptionsTest, FsnameAndSubtype) {
-  Options o = ParseOk("fsname=backup,subtype=mirror");
-  EXPECT_EQ(o.mount.fsname, "backup");
-  EXPECT_EQ(o.mount.subtype, "mirror");
+  CommandLine o = ParseOk("fsname=backup,subtype=mirror");
+  EXPECT_EQ(o.server.fsname, "backup");
+  EXPECT_EQ(o.server.subtype, "mirror");
   EXPECT_EQ(o.source, "src");  // fsname does not change the source
   EXPECT_EQ(ParseError("fsname="), "option fsname needs a non-empty value without commas");
   EXPECT_EQ(ParseError("fsname"), "option fsname needs a non-empty value without commas");
 }
 
 TEST(OptionsTest, FstabAndSystemdOptionsAreAcceptedAndIgnored) {
-  Options plain = ParseOk("ro");
+  CommandLine plain = ParseOk("ro");
   for (const char* opt :
        {"defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev", "relatime",
         "strictatime", "sync", "async", "comment=systemd.automount", "x-systemd.automount",
         "x-systemd.device-timeout=10", "x-gvfs-show"}) {
-    Options o = ParseOk(std::string("ro,") + opt);
-    EXPECT_EQ(o.daemon.transport, plain.daemon.transport) << opt;  // "auto" is mount(8)'s
-    EXPECT_TRUE(o.mount.read_only) << opt;
+    CommandLine o = ParseOk(std::string("ro,") + opt);
+    EXPECT_EQ(o.server.transport, plain.server.transport) << opt;  // "auto" is mount(8)'s
+    EXPECT_TRUE(o.server.read_only) << opt;
   }
   // Only the patterns: neighbours of ignored options are still unknown.
   for (const char* opt : {"commentary=1", "x", "xsystemd", "default", "_netdevs"}) {
@@ -442,7 +447,7 @@ TEST(UsageTextTest, EveryListedMountOptionIsKnownToTheParser) {
   for (const std::string& tag : tags) {
     for (absl::string_view alt : absl::StrSplit(tag, ", ")) {
       std::string key(alt.substr(0, alt.find_first_of("=[")));
-      absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", key + "=1"});
+      absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-o", key + "=1"});
       if (o.ok()) continue;
       EXPECT_THAT(std::string(o.status().message()), testing::Not(HasSubstr("unknown option")))
           << tag;
@@ -469,23 +474,22 @@ TEST(UsageTextTest, EveryListedIgnoredOptionIsAccepted) {
 // --- threads and buffer_memory for the io_uring transports (PlanUringBuffers) ---
 
 TEST(UringPlanTest, ThreadsOptionSetsBothThreadCounts) {
-  Options o = ParseOk("threads=3");
-  EXPECT_EQ(o.daemon.threads, 3u);
-  EXPECT_EQ(o.daemon.uring_threads, 3u);
+  CommandLine o = ParseOk("threads=3");
+  EXPECT_EQ(o.server.threads, 3u);
   EXPECT_THAT(ParseError("threads=0"), HasSubstr("option threads=0: expected a number from 1 to 256"));
 }
 
 TEST(UringPlanTest, BufferMemoryRangeAndSuffixes) {
-  EXPECT_EQ(ParseOk("buffer_memory=64M,transport=read").daemon.buffer_memory, uint64_t{64} << 20);
-  EXPECT_EQ(ParseOk("buffer_memory=1G,transport=read").daemon.buffer_memory, uint64_t{1} << 30);
-  EXPECT_EQ(ParseOk("buffer_memory=65536,transport=read").daemon.buffer_memory, 65536u);
+  EXPECT_EQ(ParseOk("buffer_memory=64M,transport=read").server.buffer_memory, uint64_t{64} << 20);
+  EXPECT_EQ(ParseOk("buffer_memory=1G,transport=read").server.buffer_memory, uint64_t{1} << 30);
+  EXPECT_EQ(ParseOk("buffer_memory=65536,transport=read").server.buffer_memory, 65536u);
   EXPECT_THAT(ParseError("buffer_memory=2K"), HasSubstr("expected a number from 4096 to"));
   EXPECT_THAT(ParseError("buffer_memory=17G"), HasSubstr("expected a number from 4096 to"));
   EXPECT_THAT(ParseError("buffer_memory=lots"), HasSubstr("option buffer_memory=lots"));
 }
 
 TEST(UringPlanTest, DefaultsKeepSixteenMiBEntriesOnTwoCpus) {
-  DaemonOptions d;
+  ServerOptions d;
   absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 2, 4096, 2);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->budget, kDefaultBufferMemory);
@@ -496,7 +500,7 @@ TEST(UringPlanTest, DefaultsKeepSixteenMiBEntriesOnTwoCpus) {
 }
 
 TEST(UringPlanTest, ManyQueuesShrinkMaxWriteToTwoEntriesWithinTheBudget) {
-  DaemonOptions d;
+  ServerOptions d;
   for (unsigned queues : {16u, 64u, 192u, 1024u}) {
     absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, queues, 4096, queues);
     ASSERT_TRUE(p.ok()) << queues << ": " << p.status();
@@ -516,7 +520,7 @@ TEST(UringPlanTest, ManyQueuesShrinkMaxWriteToTwoEntriesWithinTheBudget) {
 }
 
 TEST(UringPlanTest, QueueDepthIsTheMostEntries) {
-  DaemonOptions d;
+  ServerOptions d;
   d.queue_depth = 4;
   d.buffer_memory = uint64_t{1} << 30;
   absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 8, 4096, 8);
@@ -532,9 +536,8 @@ TEST(UringPlanTest, QueueDepthIsTheMostEntries) {
 }
 
 TEST(UringPlanTest, ExplicitMaxWriteIsKeptAndTooSmallABudgetNamesTheMinimum) {
-  DaemonOptions d;
-  d.max_write = 1u << 20;
-  d.max_write_set = true;
+  ServerOptions d;
+  d.max_write = 1u << 20;  // given: kept
   d.buffer_memory = uint64_t{32} << 20;
   absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 24, 4096, 24);
   ASSERT_TRUE(p.ok());
@@ -553,7 +556,7 @@ TEST(UringPlanTest, ExplicitMaxWriteIsKeptAndTooSmallABudgetNamesTheMinimum) {
   EXPECT_EQ(p->entries, 1u);
   EXPECT_EQ(p->budget, uint64_t{64} << 20);
   // Without -o max_write the floor is 8 KiB per queue.
-  DaemonOptions small;
+  ServerOptions small;
   small.buffer_memory = 64 << 10;
   p = PlanUringBuffers(small, 192, 4096, 192);
   ASSERT_FALSE(p.ok());
@@ -567,12 +570,12 @@ TEST(UringPlanTest, ExplicitMaxWriteIsKeptAndTooSmallABudgetNamesTheMinimum) {
 }
 
 TEST(UringPlanTest, ThreadsAreCappedByTheQueues) {
-  DaemonOptions d;
-  d.uring_threads = 16;
+  ServerOptions d;
+  d.threads = 16;
   absl::StatusOr<UringBufferPlan> p = PlanUringBuffers(d, 4, 4096, 4);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->threads, 4u);
-  d.uring_threads = 0;
+  d.threads = 0;
   p = PlanUringBuffers(d, 192, 4096, 1);  // one CPU online of 192 possible
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->threads, 1u);
@@ -581,7 +584,7 @@ TEST(UringPlanTest, ThreadsAreCappedByTheQueues) {
 TEST(UringPlanTest, TheParserRefusesABudgetBelowOneEntryPerPossibleCpu) {
   // 8 KiB per possible CPU is the floor; 64K fits only up to 8 CPUs.
   const size_t cpus = PossibleCpus().size();
-  absl::StatusOr<Options> o = Parse({"src", "mnt", "-o", "buffer_memory=64K"});
+  absl::StatusOr<CommandLine> o = Parse({"src", "mnt", "-o", "buffer_memory=64K"});
   if (cpus <= 8) {
     EXPECT_TRUE(o.ok()) << o.status();
   } else {
@@ -590,7 +593,7 @@ TEST(UringPlanTest, TheParserRefusesABudgetBelowOneEntryPerPossibleCpu) {
   }
   // read and ring-read have no io_uring queues: no check.
   EXPECT_TRUE(Parse({"src", "mnt", "-o", "buffer_memory=64K,transport=read"}).ok());
-  absl::StatusOr<Options> big =
+  absl::StatusOr<CommandLine> big =
       Parse({"src", "mnt", "-o", "max_write=1M,buffer_memory=64K,transport=uring"});
   ASSERT_FALSE(big.ok());
   EXPECT_THAT(std::string(big.status().message()),

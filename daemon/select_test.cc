@@ -4,10 +4,11 @@
 #include "daemon/select.h"
 
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
-#include "daemon/options.h"
+#include "kmfuse/server_options.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -37,53 +38,53 @@ KernelOffer Everything() {
 // A kernel offering nothing beyond read(2) on /dev/fuse.
 KernelOffer Nothing() { return KernelOffer{}; }
 
-void ExpectUnavailable(const std::string& transport, const KernelOffer& o,
-                       const std::string& reason) {
+void ExpectUnavailable(TransportKind transport, const KernelOffer& o, const std::string& reason) {
   absl::Status s = TransportAvailability(transport, o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << transport << ": " << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr(reason)) << transport;
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition)
+      << TransportName(transport) << ": " << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(reason)) << TransportName(transport);
 }
 
 // --- TransportAvailability, one transport at a time ---
 
 TEST(TransportAvailabilityTest, ReadRunsOnAnyKernel) {
-  EXPECT_TRUE(TransportAvailability("read", Nothing()).ok());
-  EXPECT_TRUE(TransportAvailability("read", Everything()).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kRead, Nothing()).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kRead, Everything()).ok());
 }
 
 TEST(TransportAvailabilityTest, RingReadNeedsMultishotRead) {
   KernelOffer o = Everything();
-  EXPECT_TRUE(TransportAvailability("ring-read", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kRingRead, o).ok());
   o.read_multishot = false;
-  ExpectUnavailable("ring-read", o, "READ_MULTISHOT is not supported by this kernel");
+  ExpectUnavailable(TransportKind::kRingRead, o, "READ_MULTISHOT is not supported by this kernel");
   // Nothing else matters to ring-read.
   KernelOffer only_multishot = Nothing();
   only_multishot.read_multishot = true;
-  EXPECT_TRUE(TransportAvailability("ring-read", only_multishot).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kRingRead, only_multishot).ok());
 }
 
 // The io_uring reasons in the order they are checked: each one is the
 // first thing missing, so it is the one reported.
 TEST(TransportAvailabilityTest, UringReportsTheFirstMissingPiece) {
   KernelOffer o = Everything();
-  EXPECT_TRUE(TransportAvailability("uring", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kUring, o).ok());
 
   o.init_over_io_uring = false;
-  ExpectUnavailable("uring", o, "did not offer FUSE_OVER_IO_URING in INIT");
+  ExpectUnavailable(TransportKind::kUring, o, "did not offer FUSE_OVER_IO_URING in INIT");
   o.enable_uring = false;
-  ExpectUnavailable("uring", o, "enable_uring is off");
-  ExpectUnavailable("uring", o, "echo 1 > /sys/module/fuse/parameters/enable_uring");
+  ExpectUnavailable(TransportKind::kUring, o, "enable_uring is off");
+  ExpectUnavailable(TransportKind::kUring, o, "echo 1 > /sys/module/fuse/parameters/enable_uring");
   o.enable_uring_param_exists = false;
-  ExpectUnavailable("uring", o, "this kernel has no FUSE-over-io_uring");
+  ExpectUnavailable(TransportKind::kUring, o, "this kernel has no FUSE-over-io_uring");
   o.uring_cmd = false;
-  ExpectUnavailable("uring", o, "URING_CMD is not supported by this kernel");
+  ExpectUnavailable(TransportKind::kUring, o, "URING_CMD is not supported by this kernel");
 }
 
 TEST(TransportAvailabilityTest, UringMightRunBeforeInitIsKnown) {
   KernelOffer o = Everything();
   o.init_known = false;
   o.init_over_io_uring = false;  // not known yet: not held against uring
-  EXPECT_TRUE(TransportAvailability("uring", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kUring, o).ok());
 }
 
 TEST(TransportAvailabilityTest, UringDoesNotNeedBufpoolKmbufOrMultishot) {
@@ -91,40 +92,40 @@ TEST(TransportAvailabilityTest, UringDoesNotNeedBufpoolKmbufOrMultishot) {
   o.init_bufpool = false;
   o.kmbuf = absl::UnimplementedError("no kmbuf");
   o.read_multishot = false;
-  EXPECT_TRUE(TransportAvailability("uring", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kUring, o).ok());
 }
 
 TEST(TransportAvailabilityTest, KmbufNeedsItsRegistrationFirstThenUring) {
   KernelOffer o = Everything();
-  EXPECT_TRUE(TransportAvailability("kmbuf", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kKmbuf, o).ok());
 
   // The registration probe's own message is the reason, as FailedPrecondition
   // whatever code the probe returned.
   o.kmbuf = absl::InvalidArgumentError("IORING_REGISTER_PBUF_RING with IOU_PBUF_RING_KM: EINVAL");
-  ExpectUnavailable("kmbuf", o, "IOU_PBUF_RING_KM: EINVAL");
+  ExpectUnavailable(TransportKind::kKmbuf, o, "IOU_PBUF_RING_KM: EINVAL");
   o.enable_uring = false;  // the registration reason still comes first
-  ExpectUnavailable("kmbuf", o, "IOU_PBUF_RING_KM: EINVAL");
+  ExpectUnavailable(TransportKind::kKmbuf, o, "IOU_PBUF_RING_KM: EINVAL");
 
   o.kmbuf = absl::OkStatus();  // registration works, FUSE-over-io_uring does not
-  ExpectUnavailable("kmbuf", o, "enable_uring is off");
+  ExpectUnavailable(TransportKind::kKmbuf, o, "enable_uring is off");
 }
 
 TEST(TransportAvailabilityTest, KmbufIsUnavailableUntilProbed) {
   KernelOffer o = Everything();
   o.kmbuf = KernelOffer{}.kmbuf;  // the default: never probed
-  ExpectUnavailable("kmbuf", o, "not probed");
+  ExpectUnavailable(TransportKind::kKmbuf, o, "not probed");
 }
 
 TEST(TransportAvailabilityTest, BufpoolNeedsUringThenTheInitFlag) {
   KernelOffer o = Everything();
-  EXPECT_TRUE(TransportAvailability("bufpool", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kBufpool, o).ok());
 
   o.init_bufpool = false;
-  ExpectUnavailable("bufpool", o, "did not offer FUSE_HAS_IO_URING_BUFPOOL in INIT");
+  ExpectUnavailable(TransportKind::kBufpool, o, "did not offer FUSE_HAS_IO_URING_BUFPOOL in INIT");
   o.init_over_io_uring = false;  // the uring reason comes first
-  ExpectUnavailable("bufpool", o, "did not offer FUSE_OVER_IO_URING in INIT");
+  ExpectUnavailable(TransportKind::kBufpool, o, "did not offer FUSE_OVER_IO_URING in INIT");
   o.uring_cmd = false;
-  ExpectUnavailable("bufpool", o, "URING_CMD is not supported");
+  ExpectUnavailable(TransportKind::kBufpool, o, "URING_CMD is not supported");
 }
 
 TEST(TransportAvailabilityTest, BufpoolMightRunBeforeInitIsKnown) {
@@ -132,43 +133,55 @@ TEST(TransportAvailabilityTest, BufpoolMightRunBeforeInitIsKnown) {
   o.init_known = false;
   o.init_over_io_uring = false;
   o.init_bufpool = false;
-  EXPECT_TRUE(TransportAvailability("bufpool", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kBufpool, o).ok());
   // Before INIT only the probes count: enable_uring off still rules it out.
   o.enable_uring = false;
-  ExpectUnavailable("bufpool", o, "enable_uring is off");
+  ExpectUnavailable(TransportKind::kBufpool, o, "enable_uring is off");
 }
 
 TEST(TransportAvailabilityTest, BufpoolDoesNotNeedKmbuf) {
   KernelOffer o = Everything();
   o.kmbuf = absl::UnimplementedError("no kmbuf");
-  EXPECT_TRUE(TransportAvailability("bufpool", o).ok());
+  EXPECT_TRUE(TransportAvailability(TransportKind::kBufpool, o).ok());
 }
 
-TEST(TransportAvailabilityTest, UnknownNameIsInvalidArgument) {
-  for (const char* name : {"", "auto", "io_uring", "READ", "ring_read"}) {
-    absl::Status s = TransportAvailability(name, Everything());
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << "'" << name << "'";
-    EXPECT_THAT(std::string(s.message()), HasSubstr(std::string("unknown transport '") + name + "'"));
-  }
+TEST(TransportAvailabilityTest, AutoIsARequestNotATransport) {
+  absl::Status s = TransportAvailability(TransportKind::kAuto, Everything());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "'auto' is a request, not a transport");
 }
 
 TEST(TransportAvailabilityTest, EveryTransportInTheOrderIsKnown) {
-  for (const char* t : kTransportOrder) {
-    EXPECT_TRUE(TransportAvailability(t, Everything()).ok()) << t;
+  for (TransportKind t : kTransportOrder) {
+    EXPECT_TRUE(TransportAvailability(t, Everything()).ok()) << TransportName(t);
   }
+}
+
+// --- the names (server_options.h) ---
+
+TEST(TransportNameTest, EveryNameParsesBackAndNothingElseParses) {
+  EXPECT_EQ(ParseTransport("auto"), TransportKind::kAuto);
+  for (TransportKind t : kTransportOrder) {
+    EXPECT_EQ(ParseTransport(TransportName(t)), t) << TransportName(t);
+  }
+  EXPECT_STREQ(TransportName(TransportKind::kRingRead), "ring-read");
+  for (const char* name : {"", "io_uring", "READ", "ring_read", "Auto", "fast"}) {
+    EXPECT_EQ(ParseTransport(name), std::nullopt) << "'" << name << "'";
+  }
+  EXPECT_EQ(TransportChoices(), "auto, kmbuf, bufpool, uring, ring-read or read");
 }
 
 // --- Choice::Log ---
 
 TEST(ChoiceTest, LogWithoutSkips) {
   Choice c;
-  c.transport = "uring";
+  c.transport = TransportKind::kUring;
   EXPECT_EQ(c.Log(), "transport uring");
 }
 
 TEST(ChoiceTest, LogJoinsSkipsWithSemicolons) {
   Choice c;
-  c.transport = "uring";
+  c.transport = TransportKind::kUring;
   c.skipped = {"kmbuf: a", "bufpool: b"};
   EXPECT_EQ(c.Log(), "transport uring (skipped kmbuf: a; bufpool: b)");
 }
@@ -176,25 +189,25 @@ TEST(ChoiceTest, LogJoinsSkipsWithSemicolons) {
 // --- ChooseTransport, forced ---
 
 TEST(ChooseTransportTest, ForcedAvailableTransportIsTakenWithoutSkips) {
-  for (const char* t : kTransportOrder) {
+  for (TransportKind t : kTransportOrder) {
     absl::StatusOr<Choice> c = ChooseTransport(t, Everything());
-    ASSERT_TRUE(c.ok()) << t << ": " << c.status();
+    ASSERT_TRUE(c.ok()) << TransportName(t) << ": " << c.status();
     EXPECT_EQ(c->transport, t);
     EXPECT_THAT(c->skipped, IsEmpty());
-    EXPECT_EQ(c->Log(), std::string("transport ") + t);
+    EXPECT_EQ(c->Log(), std::string("transport ") + TransportName(t));
   }
 }
 
 TEST(ChooseTransportTest, ForcedWorseTransportIsTakenEvenWhenBetterOnesExist) {
-  absl::StatusOr<Choice> c = ChooseTransport("read", Everything());
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kRead, Everything());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "read");
+  EXPECT_EQ(c->transport, TransportKind::kRead);
 }
 
 TEST(ChooseTransportTest, ForcedUnavailableTransportFailsAndNeverFallsBack) {
   KernelOffer o = Everything();
   o.enable_uring = false;
-  absl::StatusOr<Choice> c = ChooseTransport("uring", o);
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kUring, o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(c.status().message()),
@@ -207,79 +220,74 @@ TEST(ChooseTransportTest, ForcedUnavailableTransportFailsAndNeverFallsBack) {
 TEST(ChooseTransportTest, ForcedTransportFailureNamesEachReason) {
   KernelOffer o = Nothing();
   struct Case {
-    const char* transport;
+    TransportKind transport;
     const char* reason;
   } cases[] = {
-      {"kmbuf", "transport kmbuf is not available: not probed"},
-      {"bufpool", "transport bufpool is not available: io_uring URING_CMD"},
-      {"uring", "transport uring is not available: io_uring URING_CMD"},
-      {"ring-read", "transport ring-read is not available: io_uring READ_MULTISHOT"},
+      {TransportKind::kKmbuf, "transport kmbuf is not available: not probed"},
+      {TransportKind::kBufpool, "transport bufpool is not available: io_uring URING_CMD"},
+      {TransportKind::kUring, "transport uring is not available: io_uring URING_CMD"},
+      {TransportKind::kRingRead, "transport ring-read is not available: io_uring READ_MULTISHOT"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Choice> r = ChooseTransport(c.transport, o);
-    ASSERT_FALSE(r.ok()) << c.transport;
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << c.transport;
+    ASSERT_FALSE(r.ok()) << TransportName(c.transport);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition)
+        << TransportName(c.transport);
     EXPECT_THAT(std::string(r.status().message()), StartsWith(c.reason));
   }
-}
-
-TEST(ChooseTransportTest, ForcedUnknownTransportIsInvalidArgumentAsIs) {
-  absl::StatusOr<Choice> c = ChooseTransport("fast", Everything());
-  ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(c.status().message(), "unknown transport 'fast'");
 }
 
 // --- ChooseTransport, auto ---
 
 TEST(ChooseTransportTest, AutoTakesTheBestWhenEverythingIsOffered) {
-  absl::StatusOr<Choice> c = ChooseTransport("auto", Everything());
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kAuto, Everything());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->transport, kTransportOrder[0]);
-  EXPECT_EQ(c->transport, "kmbuf");
+  EXPECT_EQ(c->transport, TransportKind::kKmbuf);
   EXPECT_THAT(c->skipped, IsEmpty());
 }
 
 TEST(ChooseTransportTest, AutoStepsDownOneTransportAtATimeRecordingEachSkip) {
   KernelOffer o = Everything();
   o.kmbuf = absl::UnimplementedError("kmbuf refused");
-  absl::StatusOr<Choice> c = ChooseTransport("auto", o);
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kAuto, o);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "bufpool");
+  EXPECT_EQ(c->transport, TransportKind::kBufpool);
   EXPECT_THAT(c->skipped, ElementsAre("kmbuf: kmbuf refused"));
 
   o.init_bufpool = false;
-  c = ChooseTransport("auto", o);
+  c = ChooseTransport(TransportKind::kAuto, o);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "uring");
+  EXPECT_EQ(c->transport, TransportKind::kUring);
   ASSERT_EQ(c->skipped.size(), 2u);
   EXPECT_EQ(c->skipped[0], "kmbuf: kmbuf refused");
   EXPECT_THAT(c->skipped[1], StartsWith("bufpool: the kernel did not offer FUSE_HAS_IO_URING_BUFPOOL"));
   EXPECT_EQ(c->Log(), "transport uring (skipped " + c->skipped[0] + "; " + c->skipped[1] + ")");
 
   o.enable_uring = false;
-  c = ChooseTransport("auto", o);
+  c = ChooseTransport(TransportKind::kAuto, o);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "ring-read");
+  EXPECT_EQ(c->transport, TransportKind::kRingRead);
   ASSERT_EQ(c->skipped.size(), 3u);
   EXPECT_THAT(c->skipped[1], StartsWith("bufpool: enable_uring is off"));
   EXPECT_THAT(c->skipped[2], StartsWith("uring: enable_uring is off"));
 
   o.read_multishot = false;
-  c = ChooseTransport("auto", o);
+  c = ChooseTransport(TransportKind::kAuto, o);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "read");
+  EXPECT_EQ(c->transport, TransportKind::kRead);
   ASSERT_EQ(c->skipped.size(), 4u);
   EXPECT_THAT(c->skipped[3], StartsWith("ring-read: io_uring READ_MULTISHOT"));
 }
 
 TEST(ChooseTransportTest, AutoOnAKernelWithNothingEndsAtReadSkippingTheRestInOrder) {
-  absl::StatusOr<Choice> c = ChooseTransport("auto", Nothing());
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kAuto, Nothing());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "read");
+  EXPECT_EQ(c->transport, TransportKind::kRead);
   ASSERT_EQ(c->skipped.size(), std::size(kTransportOrder) - 1);
   for (size_t i = 0; i + 1 < std::size(kTransportOrder); i++) {
-    EXPECT_THAT(c->skipped[i], StartsWith(std::string(kTransportOrder[i]) + ": ")) << i;
+    EXPECT_THAT(c->skipped[i], StartsWith(std::string(TransportName(kTransportOrder[i])) + ": "))
+        << i;
   }
 }
 
@@ -291,16 +299,16 @@ TEST(ChooseTransportTest, AutoBeforeInitTakesBufpoolOnProbesAlone) {
   o.init_known = false;
   o.init_over_io_uring = false;
   o.init_bufpool = false;
-  absl::StatusOr<Choice> c = ChooseTransport("auto", o);
+  absl::StatusOr<Choice> c = ChooseTransport(TransportKind::kAuto, o);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->transport, "bufpool");
+  EXPECT_EQ(c->transport, TransportKind::kBufpool);
 }
 
 // ChooseTransport's InternalError("no transport available") is unreachable
 // exactly while the last transport in the order runs on any kernel.
 TEST(ChooseTransportTest, TheOrderEndsWithATransportEveryKernelHas) {
-  const char* last = kTransportOrder[std::size(kTransportOrder) - 1];
-  EXPECT_STREQ(last, "read");
+  const TransportKind last = kTransportOrder[std::size(kTransportOrder) - 1];
+  EXPECT_EQ(last, TransportKind::kRead);
   EXPECT_TRUE(TransportAvailability(last, Nothing()).ok());
 }
 

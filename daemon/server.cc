@@ -10,19 +10,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/options.h"
+#include "daemon/select.h"
 #include "daemon/session.h"
 
 namespace kmfuse {
 namespace {
-
-bool KnownTransport(const std::string& t) {
-  if (t == "auto") return true;
-  for (const char* name : kTransportOrder) {
-    if (t == name) return true;
-  }
-  return false;
-}
 
 // The same bounds kmfused's -o parser enforces, so both front ends accept the
 // same configurations.
@@ -31,10 +23,10 @@ absl::Status Validate(FileSystem* fs, const ServerOptions& o) {
   if (o.mountpoint.empty()) {
     return absl::InvalidArgumentError("ServerOptions.mountpoint is empty");
   }
-  if (!KnownTransport(o.transport)) {
+  if (!ParseTransport(TransportName(o.transport)).has_value()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("ServerOptions.transport '", o.transport,
-                     "': expected auto, kmbuf, bufpool, uring, ring-read or read"));
+        absl::StrCat("ServerOptions.transport ", static_cast<int>(o.transport), ": expected ",
+                     TransportChoices()));
   }
   if (o.queue_depth < 1 || o.queue_depth > 4096) {
     return absl::InvalidArgumentError(
@@ -44,9 +36,20 @@ absl::Status Validate(FileSystem* fs, const ServerOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("ServerOptions.threads ", o.threads, ": expected 0 .. 256"));
   }
-  if (o.max_write < 4096 || o.max_write > (1u << 20)) {
+  if (o.buffer_memory != 0 && (o.buffer_memory < 4096 || o.buffer_memory > (uint64_t{16} << 30))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ServerOptions.buffer_memory ", o.buffer_memory, ": expected 0 or 4096 .. 17179869184"));
+  }
+  if (o.max_write != 0 && (o.max_write < 4096 || o.max_write > (1u << 20))) {
     return absl::InvalidArgumentError(
-        absl::StrCat("ServerOptions.max_write ", o.max_write, ": expected 4096 .. 1048576"));
+        absl::StrCat("ServerOptions.max_write ", o.max_write, ": expected 0 or 4096 .. 1048576"));
+  }
+  if (o.max_background < 1) {
+    return absl::InvalidArgumentError("ServerOptions.max_background 0: expected 1 .. 65535");
+  }
+  if (o.zero_copy < -1 || o.zero_copy > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ServerOptions.zero_copy ", o.zero_copy, ": expected -1, 0 or 1"));
   }
   // Both end up inside the comma-separated mount(2) option string.
   for (const auto& [field, value] : {std::pair<const char*, const std::string&>{"fsname", o.fsname},
@@ -60,28 +63,6 @@ absl::Status Validate(FileSystem* fs, const ServerOptions& o) {
   return absl::OkStatus();
 }
 
-Options ToOptions(const ServerOptions& o) {
-  Options opts;
-  opts.source = o.fsname;
-  opts.mountpoint = o.mountpoint;
-  opts.mount.allow_other = o.allow_other;
-  opts.mount.default_permissions = o.default_permissions;
-  opts.mount.read_only = o.read_only;
-  opts.mount.fsname = o.fsname;
-  opts.mount.subtype = o.subtype;
-  opts.daemon.transport = o.transport;
-  opts.daemon.queue_depth = o.queue_depth;
-  opts.daemon.threads = o.threads;
-  if (opts.daemon.threads == 0) {  // as kmfused's option parser resolves it
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    opts.daemon.threads = n > 0 ? static_cast<unsigned>(n) : 1;
-  }
-  opts.daemon.max_write = o.max_write;
-  opts.daemon.debug = o.debug;
-  opts.daemon.foreground = true;
-  return opts;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(FileSystem* fs, const ServerOptions& options) {
@@ -89,13 +70,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(FileSystem* fs, const Serv
     if (options.dev_fd >= 0) close(options.dev_fd);  // ownership passed to us
     return s;
   }
-  absl::StatusOr<std::unique_ptr<Session>> session =
-      Session::Start(ToOptions(options), fs, options.dev_fd);
-  if (!session.ok()) {
-    return absl::Status(session.status().code(),
-                        absl::StrCat("kmfuse: serving ", options.mountpoint, ": ",
-                                     session.status().message()));
-  }
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Start(options, fs);
+  if (!session.ok()) return session.status();
   return std::unique_ptr<Server>(new Server(std::move(*session)));
 }
 
@@ -103,8 +79,10 @@ Server::Server(std::unique_ptr<Session> session) : session_(std::move(session)) 
 
 Server::~Server() { Stop().IgnoreError(); }
 
-const std::string& Server::transport() const { return session_->transport_name(); }
+TransportKind Server::transport() const { return session_->transport(); }
+const std::string& Server::mountpoint() const { return session_->mountpoint(); }
 std::string Server::SelectionLog() const { return session_->SelectionLog(); }
+std::string Server::Describe() const { return session_->Describe(); }
 unsigned Server::connection_id() const { return session_->conn_id(); }
 bool Server::Done() const { return session_->Done(); }
 bool Server::WaitFor(absl::Duration timeout) const { return session_->WaitFor(timeout); }
@@ -116,9 +94,20 @@ void Server::Wait() const {
 
 absl::Status Server::Stop() { return session_->Stop(); }
 
+int Server::WaitForSignal(const sigset_t& signals) const {
+  // Polling rather than a signalfd: the connection can also end by an
+  // external unmount, which no fd we could wait on reports.
+  const struct timespec tick = {0, 100 * 1000 * 1000};
+  while (!Done()) {
+    int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig > 0) return sig;
+  }
+  return 0;
+}
+
 absl::Status Server::Run(FileSystem* fs, const ServerOptions& options) {
   // Block the stop signals before any queue thread exists so that every
-  // thread inherits the mask and only sigtimedwait below consumes them.
+  // thread inherits the mask and only WaitForSignal consumes them.
   sigset_t stop_sigs, old_mask;
   sigemptyset(&stop_sigs);
   sigaddset(&stop_sigs, SIGINT);
@@ -133,13 +122,7 @@ absl::Status Server::Run(FileSystem* fs, const ServerOptions& options) {
     if (!server.ok()) {
       result = server.status();
     } else {
-      // Polling rather than a signalfd: the connection can also end by an
-      // external unmount, which no fd we could wait on reports.
-      const struct timespec tick = {0, 100 * 1000 * 1000};
-      while (!(*server)->Done()) {
-        int sig = sigtimedwait(&stop_sigs, nullptr, &tick);
-        if (sig > 0) break;
-      }
+      (*server)->WaitForSignal(stop_sigs);
       result = (*server)->Stop();
     }
   }

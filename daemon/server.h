@@ -22,10 +22,10 @@
 // - The FileSystem must outlive the Server. It is not owned.
 //
 // Threading
-// - FileSystem methods are called from the transport's queue threads:
-//   `threads` of them (0 = one per CPU) with "read" and "ring-read", one per
-//   possible CPU with the io_uring transports. Calls are concurrent, also
-//   for the same inode.
+// - FileSystem methods are called from the transport's queue threads
+//   (ServerOptions::threads: workers with kRead and kRingRead, rings each
+//   serving several CPUs' queues with the io_uring transports). Calls are
+//   concurrent, also for the same inode.
 // - A Reply may be moved to any thread and answered there, later. The
 //   request's buffer stays reserved until then; a queue that runs out of free
 //   buffers waits for replies, so a filesystem that never answers stalls its
@@ -64,6 +64,8 @@
 #ifndef KMFUSE_DAEMON_SERVER_H_
 #define KMFUSE_DAEMON_SERVER_H_
 
+#include <signal.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -72,43 +74,20 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kmfuse/filesystem.h"
+#include "kmfuse/server_options.h"
 
 namespace kmfuse {
 
 class Session;
-
-struct ServerOptions {
-  // Where to mount: an existing, empty directory. Required, also with dev_fd
-  // (Stop unmounts it).
-  std::string mountpoint;
-  // auto | read | ring-read | uring | bufpool | kmbuf. "auto" picks the best
-  // the kernel offers (SelectionLog says why); a forced transport the kernel
-  // lacks fails Start() with FailedPrecondition before anything is mounted.
-  std::string transport = "auto";
-  // io_uring entries (or ring buffers) per queue: 1 .. 4096.
-  unsigned queue_depth = 16;
-  // Queue threads of the "read" and "ring-read" transports: 0 = number of
-  // online CPUs, at most 256. (io_uring transports run one queue per CPU.)
-  unsigned threads = 0;
-  // Largest WRITE payload: 4096 .. 1 MiB. Also sizes every request buffer.
-  uint32_t max_write = 1 << 20;
-  // One line per request on stderr.
-  bool debug = false;
-  // Mount options.
-  bool allow_other = false, default_permissions = false, read_only = false;
-  std::string fsname = "kmfuse", subtype = "kmfuse";
-  // >= 0: an open /dev/fuse fd of a mount the caller already made at
-  // `mountpoint` (INIT not yet answered). Ownership passes to Start(): the fd
-  // is closed when the Server ends, and also when Start() fails.
-  int dev_fd = -1;
-};
 
 class Server {
  public:
   // Mounts and starts serving `fs` (not owned; must outlive the Server).
   // Errors: InvalidArgument (bad options), FailedPrecondition (transport
   // unavailable, mountpoint unusable, protocol too old), PermissionDenied /
-  // Internal from the mount, or the FileSystem::Init status.
+  // Internal from the mount, or the FileSystem::Init status. Messages name
+  // what failed (the mountpoint, the transport and why) and carry no prefix
+  // of their own.
   static absl::StatusOr<std::unique_ptr<Server>> Start(FileSystem* fs,
                                                        const ServerOptions& options);
   // Stops (see Stop()).
@@ -116,11 +95,16 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // The transport in use: "read", "ring-read", "uring", ...
-  const std::string& transport() const;
+  // The transport in use (never kAuto); TransportName() spells it.
+  TransportKind transport() const;
+  // The mountpoint being served.
+  const std::string& mountpoint() const;
   // Which transport was chosen and why better ones were skipped, e.g.
   // "transport uring (skipped kmbuf: ...; bufpool: ...)".
   std::string SelectionLog() const;
+  // One line: the transport's queues and buffers, max_write and protocol,
+  // e.g. "uring: 2 queue(s) ..., max_write 1024 KiB, protocol 7.45".
+  std::string Describe() const;
   // The fusectl connection number (/sys/fs/fuse/connections/N), 0 if unknown.
   unsigned connection_id() const;
 
@@ -137,9 +121,15 @@ class Server {
   // Returns the first fatal transport error, OK after a clean end.
   absl::Status Stop();
 
+  // Blocks until the connection ended (returns 0) or one of `signals` is
+  // pending for the calling thread (takes it and returns its number). The
+  // caller blocks `signals` in every thread before Start() (the queue
+  // threads inherit the mask), so only this call consumes them.
+  int WaitForSignal(const sigset_t& signals) const;
+
   // Start(), then serve until SIGINT or SIGTERM reaches the process or the
-  // mount is removed externally, then Stop(). Returns the Start() error or
-  // Stop()'s result. Prints nothing itself.
+  // mount is removed externally (WaitForSignal), then Stop(). Returns the
+  // Start() error or Stop()'s result. Prints nothing itself.
   static absl::Status Run(FileSystem* fs, const ServerOptions& options);
 
  private:

@@ -147,7 +147,7 @@ class TestFs final : public ForwardingFs {
       std::make_unique<DelayedReplier>(absl::Milliseconds(2));
 };
 
-class ServerTransportTest : public ::testing::TestWithParam<const char*> {
+class ServerTransportTest : public ::testing::TestWithParam<TransportKind> {
  protected:
   void SetUp() override {
     int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
@@ -155,7 +155,8 @@ class ServerTransportTest : public ::testing::TestWithParam<const char*> {
     close(fd);
     absl::Status avail = TransportAvailability(GetParam(), ProbeKernelOffer());
     if (!avail.ok()) {
-      GTEST_SKIP() << "transport " << GetParam() << " is not offered here: " << avail.message();
+      GTEST_SKIP() << "transport " << TransportName(GetParam())
+                   << " is not offered here: " << avail.message();
     }
     MemFsOptions mo;
     mo.entry_timeout = 0;  // every stat and lookup reaches the filesystem
@@ -180,6 +181,7 @@ class ServerTransportTest : public ::testing::TestWithParam<const char*> {
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
     EXPECT_EQ(server_->transport(), GetParam()) << server_->SelectionLog();
+    EXPECT_EQ(server_->mountpoint(), mnt_.path());
     ASSERT_NE(server_->connection_id(), 0u);
     watchdog_ =
         std::make_unique<ConnectionWatchdog>(server_->connection_id(), absl::Seconds(60));
@@ -336,8 +338,9 @@ TEST_P(ServerTransportTest, StopUnderContinuousLoadAnswersWhatTheFilesystemHas) 
   ASSERT_NE(at, std::string::npos) << log;
   const long long unmount_ms = strtoll(log.c_str() + at + key.size(), nullptr, 10);
   EXPECT_LT(took - absl::Milliseconds(unmount_ms), absl::Seconds(1)) << log;
-  printf("[ measured ] %s: Server::Stop took %lld ms under load (unmount %lld ms)\n", GetParam(),
-         static_cast<long long>(absl::ToInt64Milliseconds(took)), unmount_ms);
+  printf("[ measured ] %s: Server::Stop took %lld ms under load (unmount %lld ms)\n",
+         TransportName(GetParam()), static_cast<long long>(absl::ToInt64Milliseconds(took)),
+         unmount_ms);
   // No Reply was left unanswered and destroyed.
   EXPECT_EQ(Reply::MissingReplies(), missing);
 
@@ -349,9 +352,10 @@ TEST_P(ServerTransportTest, StopUnderContinuousLoadAnswersWhatTheFilesystemHas) 
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ServerTransportTest,
-                         ::testing::Values("read", "ring-read", "uring"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           std::string name = info.param;
+                         ::testing::Values(TransportKind::kRead, TransportKind::kRingRead,
+                                           TransportKind::kUring),
+                         [](const ::testing::TestParamInfo<TransportKind>& info) {
+                           std::string name = TransportName(info.param);
                            for (char& c : name) {
                              if (c == '-') c = '_';
                            }
@@ -368,12 +372,22 @@ TEST(ServerOptionsTest, RejectsBadOptionsWithClearMessages) {
   ServerOptions o;
   EXPECT_EQ(start_error(o), "ServerOptions.mountpoint is empty");
   o.mountpoint = "/nonexistent-kmfuse-mountpoint";
-  o.transport = "carrier-pigeon";
-  EXPECT_NE(start_error(o).find("transport 'carrier-pigeon'"), std::string::npos);
-  o.transport = "read";
+  o.transport = static_cast<TransportKind>(42);
+  EXPECT_EQ(start_error(o),
+            "ServerOptions.transport 42: expected auto, kmbuf, bufpool, uring, ring-read or read");
+  o.transport = TransportKind::kRead;
   o.max_write = 100;
   EXPECT_NE(start_error(o).find("max_write 100"), std::string::npos);
-  o.max_write = 1 << 20;
+  o.max_write = 0;  // the default
+  o.buffer_memory = 1024;
+  EXPECT_EQ(start_error(o), "ServerOptions.buffer_memory 1024: expected 0 or 4096 .. 17179869184");
+  o.buffer_memory = 0;
+  o.max_background = 0;
+  EXPECT_EQ(start_error(o), "ServerOptions.max_background 0: expected 1 .. 65535");
+  o.max_background = 64;
+  o.zero_copy = 2;
+  EXPECT_EQ(start_error(o), "ServerOptions.zero_copy 2: expected -1, 0 or 1");
+  o.zero_copy = -1;
   o.queue_depth = 0;
   EXPECT_NE(start_error(o).find("queue_depth 0"), std::string::npos);
   o.queue_depth = 8;

@@ -60,23 +60,34 @@ constexpr uint64_t kFsMayWant = FUSE_WRITEBACK_CACHE | FUSE_PASSTHROUGH | FUSE_D
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Session>> Session::Start(const Options& opts, FileSystem* fs,
-                                                        int preopened_fd) {
+absl::StatusOr<std::unique_ptr<Session>> Session::Start(const ServerOptions& opts,
+                                                        FileSystem* fs) {
+  const int preopened_fd = opts.dev_fd;
   KernelOffer offer = ProbeKernelOffer();
   // A forced transport that cannot work is refused before anything is mounted.
-  if (opts.daemon.transport != "auto") {
-    absl::Status s = TransportAvailability(opts.daemon.transport, offer);
-    if (!s.ok()) {
+  if (opts.transport != TransportKind::kAuto) {
+    absl::StatusOr<Choice> forced = ChooseTransport(opts.transport, offer);
+    if (!forced.ok()) {
       if (preopened_fd >= 0) close(preopened_fd);  // ownership passed to us
-      return absl::FailedPreconditionError(
-          absl::StrCat("transport ", opts.daemon.transport, " is not available: ", s.message()));
+      return forced.status();
     }
   }
   std::unique_ptr<Session> session(new Session(opts, fs));
   if (preopened_fd >= 0) {
     session->mount_ = FuseMount::Adopt(preopened_fd, opts.mountpoint);
   } else {
-    absl::StatusOr<std::unique_ptr<FuseMount>> m = FuseMount::Create(opts.mountpoint, opts.mount);
+    MountFlags flags;
+    flags.allow_other = opts.allow_other;
+    flags.default_permissions = opts.default_permissions;
+    flags.read_only = opts.read_only;
+    flags.nosuid = opts.nosuid;
+    flags.nodev = opts.nodev;
+    flags.noexec = opts.noexec;
+    flags.noatime = opts.noatime;
+    flags.nonempty = opts.nonempty;
+    flags.fsname = opts.fsname;
+    flags.subtype = opts.subtype;
+    absl::StatusOr<std::unique_ptr<FuseMount>> m = FuseMount::Create(opts.mountpoint, flags);
     if (!m.ok()) return m.status();
     session->mount_ = std::move(*m);
   }
@@ -109,8 +120,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Start(const Options& opts, Fil
     session->transport_.reset();
     fs->Destroy();
     return absl::Status(started.code(), absl::StrCat("starting transport ",
-                                                     session->choice_.transport, ": ",
-                                                     started.message()));
+                                                     TransportName(session->choice_.transport),
+                                                     ": ", started.message()));
   }
   return session;
 }
@@ -152,23 +163,29 @@ absl::Status Session::Handshake(KernelOffer offer) {
   offer.init_over_io_uring = offered & FUSE_OVER_IO_URING;
   offer.init_bufpool = offered & FUSE_HAS_IO_URING_BUFPOOL;
 
-  absl::StatusOr<Choice> choice = ChooseTransport(opts_.daemon.transport, offer);
+  absl::StatusOr<Choice> choice = ChooseTransport(opts_.transport, offer);
   if (!choice.ok()) {
     // Refuse the connection; the caller unmounts.
     reply(-EPROTO, nullptr, 0);
     return choice.status();
   }
   choice_ = *choice;
+  if (!IsFuseOverIoUring(choice_.transport) && opts_.threads == 0) {
+    // read and ring-read: one worker per online CPU (the io_uring transports
+    // resolve 0 in PlanUringBuffers).
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    opts_.threads = online > 0 ? static_cast<unsigned>(online) : 1;
+  }
 
   proto_minor_ = std::min(init.minor, FUSE_KERNEL_MINOR_VERSION);
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  max_write_ = opts_.daemon.max_write;
-  if (choice_.transport != "read" && choice_.transport != "ring-read") {
-    // The io_uring transports fit every queue's buffers into -o
-    // buffer_memory, shrinking a default max_write on many CPUs (options.h).
+  max_write_ = opts_.max_write != 0 ? opts_.max_write : kDefaultMaxWrite;
+  if (IsFuseOverIoUring(choice_.transport)) {
+    // The io_uring transports fit every queue's buffers into buffer_memory,
+    // shrinking a default max_write on many CPUs (select.h).
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     absl::StatusOr<UringBufferPlan> plan =
-        PlanUringBuffers(opts_.daemon, static_cast<unsigned>(PossibleCpus().size()), page,
+        PlanUringBuffers(opts_, static_cast<unsigned>(PossibleCpus().size()), page,
                          online > 0 ? static_cast<unsigned>(online) : 1);
     if (plan.ok()) max_write_ = plan->max_write;
   }
@@ -187,7 +204,7 @@ absl::Status Session::Handshake(KernelOffer offer) {
     return absl::Status(s.code(), absl::StrCat("filesystem init: ", s.message()));
   }
   uint64_t want = conn.want & offered & (kDefaultWant | kFsMayWant);
-  if (choice_.transport != "read" && choice_.transport != "ring-read") want |= FUSE_OVER_IO_URING;
+  if (IsFuseOverIoUring(choice_.transport)) want |= FUSE_OVER_IO_URING;
   // The kernel reads flags2 (FUSE_OVER_IO_URING and every other bit above
   // 31) only when the reply carries FUSE_INIT_EXT, also if Init() cleared it.
   if ((want >> 32) != 0 && (offered & FUSE_INIT_EXT)) want |= FUSE_INIT_EXT;
@@ -209,8 +226,8 @@ absl::Status Session::Handshake(KernelOffer offer) {
   out.max_readahead = conn.max_readahead;
   out.flags = static_cast<uint32_t>(want);
   out.flags2 = static_cast<uint32_t>(want >> 32);
-  out.max_background = opts_.daemon.max_background;
-  out.congestion_threshold = static_cast<uint16_t>(opts_.daemon.max_background * 3 / 4);
+  out.max_background = opts_.max_background;
+  out.congestion_threshold = static_cast<uint16_t>(opts_.max_background * 3 / 4);
   out.max_write = max_write_;
   out.time_gran = conn.time_gran;
   out.max_pages = static_cast<uint16_t>(asked_pages);
@@ -219,13 +236,13 @@ absl::Status Session::Handshake(KernelOffer offer) {
   if (init.minor < 23) out_len = 24;  // FUSE_COMPAT_22_INIT_OUT_SIZE
   if (int rc = reply(0, &out, out_len); rc != 0) return absl::ErrnoToStatus(-rc, "answering INIT");
 
-  dispatcher_ = std::make_unique<proto::Dispatcher>(fs_, this, opts_.daemon.debug);
+  dispatcher_ = std::make_unique<proto::Dispatcher>(fs_, this, opts_.debug);
   return absl::OkStatus();
 }
 
 std::string Session::Describe() const {
-  return absl::StrCat(choice_.transport, ": ", transport_->Describe(), ", max_write ",
-                      max_write_ / 1024, " KiB, protocol 7.", proto_minor_);
+  return absl::StrCat(TransportName(choice_.transport), ": ", transport_->Describe(),
+                      ", max_write ", max_write_ / 1024, " KiB, protocol 7.", proto_minor_);
 }
 
 bool Session::WaitFor(absl::Duration timeout) const {

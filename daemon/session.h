@@ -27,7 +27,7 @@
 #include "kmfuse/sync.h"
 #include "absl/time/time.h"
 #include "daemon/mount.h"
-#include "daemon/options.h"
+#include "kmfuse/server_options.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/request_gate.h"
 #include "daemon/select.h"
@@ -46,14 +46,15 @@ KernelOffer ProbeKernelOffer(const std::vector<uring::ProbeItem>& items);
 
 class Session final : public proto::SessionHooks, public FileSystemHost {
  public:
-  // fs must outlive the session. preopened_fd >= 0: the caller already
+  // fs must outlive the session. opts.dev_fd >= 0: the caller already
   // mounted opts.mountpoint with this /dev/fuse fd (ownership passes here,
-  // also when Start fails: the fd is closed then).
-  static absl::StatusOr<std::unique_ptr<Session>> Start(const Options& opts, FileSystem* fs,
-                                                        int preopened_fd = -1);
+  // also when Start fails: the fd is closed then). The options are checked
+  // by the caller (Server::Start).
+  static absl::StatusOr<std::unique_ptr<Session>> Start(const ServerOptions& opts,
+                                                        FileSystem* fs);
   ~Session() override;
 
-  const std::string& transport_name() const { return choice_.transport; }
+  TransportKind transport() const { return choice_.transport; }
   // "transport uring (skipped kmbuf: ...; bufpool: ...)"
   std::string SelectionLog() const { return choice_.Log(); }
   std::string Describe() const;
@@ -89,13 +90,15 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
                               uint64_t cookie) override;
 
  private:
-  Session(const Options& opts, FileSystem* fs) : opts_(opts), fs_(fs) {}
+  Session(const ServerOptions& opts, FileSystem* fs) : opts_(opts), fs_(fs) {}
   absl::Status Handshake(KernelOffer offer);
   // fusectl abort of this connection (through abort_fd_ when it is open).
   void AbortConnection();
   absl::Status Notify(int32_t code, const struct iovec* iov, int cnt);
 
-  Options opts_;
+  // The caller's options; threads resolved for the chosen transport once it
+  // is known (Handshake). dev_fd is not used after Start.
+  ServerOptions opts_;
   FileSystem* fs_;
   std::unique_ptr<FuseMount> mount_;
   Choice choice_;
@@ -113,14 +116,14 @@ class Session final : public proto::SessionHooks, public FileSystemHost {
   absl::Status stop_status_ ABSL_GUARDED_BY(stop_mu_);
 };
 
-// The bufpool transport's options from the daemon options: a registered
-// pool, zero-copy per -o zero_copy (default: when running as root), and the
+// The bufpool transport's options from the server options: a registered
+// pool, zero-copy per zero_copy (default: when running as root), and the
 // test-only refusals of KMFUSE_TEST_REFUSE (a comma list of zero_copy,
 // registered, bufpool).
-BufpoolOptions BufpoolOptionsFor(const Options& opts);
+BufpoolOptions BufpoolOptionsFor(const ServerOptions& opts);
 
-// Builds the transport `name` for a connection whose INIT is done.
-absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const std::string& name,
+// Builds `transport` (not kAuto) for a connection whose INIT is done.
+absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(TransportKind transport,
                                                          const TransportEnv& env);
 
 }  // namespace kmfuse

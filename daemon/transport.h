@@ -29,7 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "kmfuse/sync.h"
-#include "daemon/options.h"
+#include "kmfuse/server_options.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/request_gate.h"
 
@@ -38,7 +38,8 @@ namespace kmfuse {
 struct TransportEnv {
   int dev_fd = -1;                        // the connection's /dev/fuse fd (INIT done)
   proto::Dispatcher* dispatcher = nullptr;
-  const Options* opts = nullptr;
+  // The session's options; threads already resolved for read and ring-read.
+  const ServerOptions* opts = nullptr;
   uint32_t max_write = 0;                 // negotiated (the kernel's value)
   uint32_t max_pages = 0;                 // the kernel's (FUSE_MAX_PAGES or its default)
   RequestGate* gate = nullptr;            // the session's; nullptr: admit everything

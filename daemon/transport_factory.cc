@@ -1,4 +1,4 @@
-// Kernel probing before the mount and the transport name -> implementation map.
+// Kernel probing before the mount and the TransportKind -> implementation map.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,10 +15,10 @@ namespace kmfuse {
 absl::StatusOr<std::unique_ptr<Transport>> MakeRingReadTransport(const TransportEnv& env);
 
 
-BufpoolOptions BufpoolOptionsFor(const Options& opts) {
+BufpoolOptions BufpoolOptionsFor(const ServerOptions& opts) {
   BufpoolOptions o;
   o.registered = true;
-  o.zero_copy = opts.daemon.zero_copy < 0 ? geteuid() == 0 : opts.daemon.zero_copy == 1;
+  o.zero_copy = opts.zero_copy < 0 ? geteuid() == 0 : opts.zero_copy == 1;
   // Test-only: KMFUSE_TEST_REFUSE=zero_copy,registered,bufpool makes the
   // daemon ask the kernel for what it refuses at those rungs, so the tests
   // can walk the fallback ladder on a kernel that would grant everything.
@@ -65,30 +65,33 @@ KernelOffer ProbeKernelOffer(const std::vector<uring::ProbeItem>& items) {
   return o;
 }
 
-absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const std::string& name,
+absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(TransportKind transport,
                                                          const TransportEnv& env) {
-  if (name == "read") {
-    return MakeReadTransport(env, env.opts->daemon.threads, /*clone_fds=*/true);
+  const std::string name(TransportName(transport));
+  switch (transport) {
+    case TransportKind::kRead:
+      return MakeReadTransport(env, env.opts->threads, /*clone_fds=*/true);
+    case TransportKind::kRingRead:
+      return MakeRingReadTransport(env);
+    case TransportKind::kUring:
+      return MakeUringFamilyTransport(name, env, MakePerEntryPolicy, RealRingFactory());
+    // kmbuf is refused before the mount on every released kernel (select.cc:
+    // the kmbuf probe gets EINVAL); it is exercised against tests/kernel_model.
+    case TransportKind::kKmbuf:
+      return MakeUringFamilyTransport(name, env, [] { return MakeKmbufPolicy(); },
+                                      RealRingFactory());
+    // bufpool runs on Linux 7.3+ (INIT offers FUSE_HAS_IO_URING_BUFPOOL):
+    // a registered pool by default, zero-copy queues as root unless
+    // zero_copy is off; each refusal steps down a rung (BufpoolOptions).
+    case TransportKind::kBufpool: {
+      BufpoolOptions o = BufpoolOptionsFor(*env.opts);
+      return MakeUringFamilyTransport(name, env, [o] { return MakeBufpoolPolicy(o); },
+                                      RealRingFactory());
+    }
+    case TransportKind::kAuto:
+      break;
   }
-  if (name == "ring-read") return MakeRingReadTransport(env);
-  if (name == "uring") {
-    return MakeUringFamilyTransport(name, env, MakePerEntryPolicy, RealRingFactory());
-  }
-  // kmbuf is refused before the mount on every released kernel (select.cc:
-  // the kmbuf probe gets EINVAL); it is exercised against tests/kernel_model.
-  if (name == "kmbuf") {
-    return MakeUringFamilyTransport(name, env, [] { return MakeKmbufPolicy(); },
-                                    RealRingFactory());
-  }
-  // bufpool runs on Linux 7.3+ (INIT offers FUSE_HAS_IO_URING_BUFPOOL):
-  // a registered pool by default, zero-copy queues as root unless
-  // -o zero_copy=off; each refusal steps down a rung (BufpoolOptions).
-  if (name == "bufpool") {
-    BufpoolOptions o = BufpoolOptionsFor(*env.opts);
-    return MakeUringFamilyTransport(name, env, [o] { return MakeBufpoolPolicy(o); },
-                                    RealRingFactory());
-  }
-  return absl::UnimplementedError(absl::StrCat("transport ", name, " is not built into this binary"));
+  return absl::InvalidArgumentError(absl::StrCat("transport ", name, ": not a transport"));
 }
 
 }  // namespace kmfuse

@@ -203,9 +203,9 @@ class RingReadTransport final : public Transport {
   }
 
   absl::Status Start() override {
-    entries_ = RoundUpPow2(std::max(2u, env_.opts->daemon.queue_depth));
+    entries_ = RoundUpPow2(std::max(2u, env_.opts->queue_depth));
     slot_size_ = (DevSlotSize(env_.max_write) + 4095) & ~size_t{4095};
-    unsigned nq = std::max(1u, env_.opts->daemon.threads);
+    unsigned nq = std::max(1u, env_.opts->threads);
     for (unsigned i = 0; i < nq; i++) {
       int fd = CloneDevFd(env_.dev_fd, true);
       if (fd < 0) {

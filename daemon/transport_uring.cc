@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "daemon/select.h"
 #include "kmfuse/sync.h"
 #include "uring/ring.h"
 
@@ -107,7 +108,7 @@ class UringTransport final : public Transport {
     const unsigned nq = static_cast<unsigned>(cpus.size());
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     absl::StatusOr<UringBufferPlan> plan = PlanUringBuffers(
-        env_.opts->daemon, nq, page, online > 0 ? static_cast<unsigned>(online) : 1);
+        *env_.opts, nq, page, online > 0 ? static_cast<unsigned>(online) : 1);
     if (!plan.ok()) return plan.status();
     budget_ = plan->budget;
     // The plan sized max_write (Session offered it); the kernel's payload may

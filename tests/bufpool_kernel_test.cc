@@ -114,12 +114,12 @@ class ServerCase : public ::testing::TestWithParam<const char*> {
   // Mounts with `opts` (mountpoint and transport filled in here).
   void Mount(ServerOptions opts) {
     opts.mountpoint = mnt_.path();
-    opts.transport = GetParam();
+    opts.transport = *ParseTransport(GetParam());
     opts.fsname = "kmfuse-bufpool-test";
     absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(fs_.get(), opts);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
-    ASSERT_EQ(server_->transport(), GetParam()) << server_->SelectionLog();
+    ASSERT_STREQ(TransportName(server_->transport()), GetParam()) << server_->SelectionLog();
     watchdog_ =
         std::make_unique<ConnectionWatchdog>(server_->connection_id(), absl::Seconds(120));
   }
@@ -283,7 +283,7 @@ TEST_P(ServerCase, FailedRegisterIsSurvivedOrReported) {
 
   ServerOptions o;
   o.mountpoint = mnt_.path();
-  o.transport = GetParam();
+  o.transport = *ParseTransport(GetParam());
   o.dev_fd = dev;
   o.queue_depth = 4;
   ::testing::internal::CaptureStderr();

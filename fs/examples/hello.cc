@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "kmfuse/filesystem.h"
@@ -66,8 +67,11 @@ bool ApplyOption(const std::string& opt, kmfuse::ServerOptions* o) {
   size_t eq = opt.find('=');
   std::string key = opt.substr(0, eq), value = eq == std::string::npos ? "" : opt.substr(eq + 1);
   unsigned long n = strtoul(value.c_str(), nullptr, 10);
-  if (key == "transport" && !value.empty()) o->transport = value;
-  else if (key == "queue_depth" && n > 0) o->queue_depth = static_cast<unsigned>(n);
+  if (key == "transport") {
+    std::optional<kmfuse::TransportKind> t = kmfuse::ParseTransport(value);
+    if (!t.has_value()) return false;
+    o->transport = *t;
+  } else if (key == "queue_depth" && n > 0) o->queue_depth = static_cast<unsigned>(n);
   else if (key == "threads" && n > 0) o->threads = static_cast<unsigned>(n);
   else if (key == "max_write" && n > 0) o->max_write = static_cast<uint32_t>(n);
   else if (key == "fsname" && !value.empty()) o->fsname = value;
@@ -142,9 +146,7 @@ int main(int argc, char** argv) {
     for (int fd = 0; fd <= 2 && null >= 0; fd++) dup2(null, fd);
   }
   if (!server.ok()) return 1;
-  struct timespec tick = {0, 100 * 1000 * 1000};
-  while (!(*server)->Done() && sigtimedwait(&sigs, nullptr, &tick) < 0) {
-  }
+  (*server)->WaitForSignal(sigs);  // or an external umount
   absl::Status s = (*server)->Stop();  // unmounts if still mounted
   if (!s.ok()) fprintf(stderr, "hello: %s\n", std::string(s.message()).c_str());
   return s.ok() ? 0 : 1;
