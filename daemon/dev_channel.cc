@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 #include "daemon/proto/reply_header.h"
+#include "fs/plan_executor.h"
 
 namespace kmfuse {
 
@@ -44,7 +46,10 @@ int CloneDevFd(int master_fd, bool nonblocking) {
   return fd;
 }
 
-void DevSlotSink::Commit(int32_t error, size_t args_len) {
+void DevSlotSink::Commit(Answer answer) {
+  answer = AnswerInMemory(std::move(answer), ArgArea());
+  const int32_t error = answer.error;
+  const size_t args_len = answer.args_len;
   char* hdr = slot_ + kReplyHeaderOffset;
   proto::WriteReplyHeader(hdr, unique_, error, args_len);
   int rc = WriteToDev(fd_, hdr, sizeof(abi::fuse_out_header) + args_len);

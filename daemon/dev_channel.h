@@ -52,7 +52,10 @@ int CloneDevFd(int master_fd, bool nonblocking);
 // A ReplySink over one slot. Arm() before Deliver (which tells the sink the
 // request's unique through Begin); after Commit()/Drop() the slot is handed
 // back through Released() (the subclass decides how: back to a worker's pool,
-// or recycled into a buffer ring).
+// or recycled into a buffer ring). A READ plan is executed by Commit() on
+// the committing thread: pread straight into the slot's argument area
+// (page aligned, so an aligned O_DIRECT read needs no bounce;
+// AnswerInMemory, fs/plan_executor.h).
 class DevSlotSink : public ReplySink {
  public:
   void Arm(int fd, char* slot, size_t slot_size) {
@@ -69,7 +72,7 @@ class DevSlotSink : public ReplySink {
   absl::Span<char> ArgArea() override {
     return absl::Span<char>(slot_ + kArgOffset, slot_size_ - kArgOffset);
   }
-  void Commit(int32_t error, size_t args_len) override;
+  void Commit(Answer answer) override;
   void Drop() override { Released(); }
 
  protected:

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
+#include "fs/plan_executor.h"
 #include "uring/fixed_buffers.h"
 #include "uring/sqe.h"
 
@@ -108,9 +109,11 @@ class PerEntryPolicy final : public PayloadPolicy {
   std::vector<struct iovec> iov_;  // must stay valid while REGISTER is in flight
 };
 
-// How a READ answered from a backing fd (CommitFromFd) is served. Decided
-// once per open file and remembered per serving thread, so the steady state
-// costs the read itself and nothing else (no fcntl/fstatfs per request).
+// How a READ plan (Answer::ReadFromFd) is served on the queue thread.
+// Decided from the plan's fd_flags (the flags the filesystem opened the file
+// with) and, for O_DIRECT only, one fstatfs per open file remembered per
+// serving thread, so the steady state costs the read itself and nothing
+// else.
 enum class ReadRoute {
   // preadv2(RWF_NOWAIT) right here; only a read that would block (EAGAIN)
   // goes to the ring. Buffered fds of filesystems that support NOWAIT.
@@ -126,10 +129,8 @@ enum class ReadRoute {
   kRing,
 };
 
-ReadRoute ClassifyReadFd(int fd) {
-  const int fl = fcntl(fd, F_GETFL);
-  if (fl < 0) return ReadRoute::kRing;
-  if ((fl & O_DIRECT) == 0) return ReadRoute::kNowait;
+ReadRoute ClassifyReadFd(int fd, int fd_flags) {
+  if ((fd_flags & O_DIRECT) == 0) return ReadRoute::kNowait;
   struct statfs st;
   if (fstatfs(fd, &st) == 0 &&
       (st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC)) {
@@ -138,16 +139,16 @@ ReadRoute ClassifyReadFd(int fd) {
   return ReadRoute::kRing;
 }
 
-// A few recently used files per serving thread. An entry is keyed by the
-// fd and by the control block of the object that owns it (the `pin` handed
-// to CommitFromFd): the weak_ptr keeps that control block allocated, so no
+// A few recently used O_DIRECT files per serving thread. An entry is keyed
+// by the fd and by the control block of the object that owns it (the plan's
+// `pin`): the weak_ptr keeps that control block allocated, so no
 // other object can reuse it while the entry exists, and a stale fd number
 // never matches a newer file. A wrong guess would only cost speed: every
 // route reads the same bytes.
 class ReadRouteCache {
  public:
-  ReadRoute Get(int fd, const std::shared_ptr<const void>& pin) {
-    if (pin == nullptr) return ClassifyReadFd(fd);
+  ReadRoute Get(int fd, int fd_flags, const std::shared_ptr<const void>& pin) {
+    if (pin == nullptr) return ClassifyReadFd(fd, fd_flags);
     Slot& s = slots_[(reinterpret_cast<uintptr_t>(pin.get()) >> 4 ^ static_cast<unsigned>(fd)) %
                      kSlots];
     if (s.fd == fd && !s.owner.owner_before(pin) && !pin.owner_before(s.owner) &&
@@ -156,7 +157,7 @@ class ReadRouteCache {
     }
     s.owner = pin;
     s.fd = fd;
-    s.route = ClassifyReadFd(fd);
+    s.route = ClassifyReadFd(fd, fd_flags);
     return s.route;
   }
   // The filesystem refused RWF_NOWAIT for this file: read it synchronously
@@ -225,25 +226,20 @@ absl::Span<char> UringEntry::ArgArea() {
   return absl::Span<char>(payload_, queue_->policy_->payload_capacity());
 }
 
-void UringEntry::Commit(int32_t error, size_t args_len) {
-  queue_->CommitFromEntry(this, error, args_len);
-}
-
-bool UringEntry::CommitFromFd(int fd, uint64_t offset, size_t len,
-                              std::shared_ptr<const void> pin) {
-  return queue_->StartBackendRead(this, fd, offset, len, std::move(pin));
-}
-
-bool UringEntry::CommitWriteToFd(int fd, uint64_t offset, size_t len,
-                                 std::shared_ptr<const void> pin) {
-  if (state() != State::kDaemon) queue_->OwnershipBug(*this, "zero-copy write");
-  if (!zero_copy_ || opcode_ != abi::FUSE_WRITE) return false;
-  len = std::min(len, zc_len_);
-  if (std::this_thread::get_id() != queue_->thread_id_) {
-    queue_->HandOver(this, FdOp::kWriteFixed, fd, offset, len, std::move(pin));
-    return true;
+void UringEntry::Commit(Answer answer) {
+  switch (answer.kind) {
+    case Answer::Kind::kArgs:
+      return queue_->CommitFromEntry(this, answer.error, answer.args_len);
+    case Answer::Kind::kReadFromFd:
+      return queue_->StartBackendRead(this, std::move(answer.plan));
+    case Answer::Kind::kWriteToFd:
+      return queue_->StartZeroCopyWrite(this, std::move(answer.plan));
   }
-  return queue_->StartFixed(this, FdOp::kWriteFixed, fd, offset, len, std::move(pin));
+}
+
+bool UringEntry::DataInCallerPages() const {
+  if (state() != State::kDaemon) queue_->OwnershipBug(*this, "zero-copy write");
+  return zero_copy_ && opcode_ == abi::FUSE_WRITE;
 }
 
 bool UringEntry::ZeroCopyAvailable() const {
@@ -271,12 +267,47 @@ UringQueue::~UringQueue() {
   if (staging_fd_ >= 0) close(staging_fd_);
 }
 
+const char* UringEntry::StateName(State s) {
+  switch (s) {
+    case State::kNew:
+      return "new";
+    case State::kInKernel:
+      return "in-kernel";
+    case State::kDaemon:
+      return "daemon";
+    case State::kBackendIo:
+      return "backend-io";
+    case State::kCommitQueued:
+      return "commit-queued";
+    case State::kDead:
+      return "dead";
+  }
+  return "invalid";
+}
+
+void UringEntry::Transition(State from, State to, const char* what) {
+  State seen = from;
+  if (!state_.compare_exchange_strong(seen, to, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    queue_->OwnershipBug(*this, what, seen);
+  }
+}
+
 void UringQueue::OwnershipBug(const UringEntry& e, const char* what) const {
-  static const char* kNames[] = {"new", "in-kernel", "daemon", "dead"};
+  OwnershipBug(e, what, e.state());
+}
+
+void UringQueue::OwnershipBug(const UringEntry& e, const char* what,
+                              UringEntry::State seen) const {
+  using State = UringEntry::State;
+  const char* owner = seen == State::kInKernel       ? "the kernel"
+                      : seen == State::kDaemon       ? "the filesystem"
+                      : seen == State::kBackendIo    ? "the queue's fd operation"
+                      : seen == State::kCommitQueued ? "the queue's pending commit"
+                                                     : "nobody";
   fprintf(stderr,
           "kmfused: BUG: queue %u entry %u: %s while the entry is %s (buffer owned by %s)\n",
-          cfg_.qid, e.index(), what, kNames[static_cast<int>(e.state())],
-          e.state() == UringEntry::State::kInKernel ? "the kernel" : "nobody");
+          cfg_.qid, e.index(), what, UringEntry::StateName(seen), owner);
   abort();
 }
 
@@ -290,9 +321,11 @@ UringQueueStats UringQueue::stats() const {
   return st;
 }
 
-void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) {
-  UringEntry::State expected = UringEntry::State::kDaemon;
-  if (e->state() != expected) OwnershipBug(*e, "commit");
+void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len,
+                                 UringEntry::State from) {
+  // The claim: of two threads answering the same entry, one wins here and
+  // the other is reported, before either touches the header.
+  e->Transition(from, UringEntry::State::kCommitQueued, "commit");
   if (e->zero_copy_ && e->opcode_ == abi::FUSE_WRITE && !e->zc_fixed_answer_ && error == 0) {
     // Answered as if the data span held the caller's bytes: it does not.
     static std::atomic<bool> said{false};
@@ -327,63 +360,86 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len) 
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
-bool UringQueue::StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
-                                  std::shared_ptr<const void> pin) {
-  if (e->state() != UringEntry::State::kDaemon) OwnershipBug(*e, "backend read");
-  if (e->zero_copy_) {
-    // The caller's pages are reachable only through the ring: always taken.
-    len = std::min(len, e->zc_len_);
-    if (std::this_thread::get_id() != thread_id_) {
-      HandOver(e, UringEntry::FdOp::kReadFixed, fd, offset, len, std::move(pin));
-      return true;
+void UringQueue::StartZeroCopyWrite(UringEntry* e, FdPlan plan) {
+  if (e->state() != UringEntry::State::kDaemon) OwnershipBug(*e, "zero-copy write");
+  if (!e->zero_copy_ || e->opcode_ != abi::FUSE_WRITE) {
+    // Reply::WriteToFd builds a WRITE plan only after DataInCallerPages().
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) {
+      fprintf(stderr,
+              "kmfused: BUG: queue %u entry %u: a WRITE plan for a request whose data is in "
+              "memory (opcode %u); answering EIO\n",
+              cfg_.qid, e->index(), e->opcode_);
     }
-    return StartFixed(e, UringEntry::FdOp::kReadFixed, fd, offset, len, std::move(pin));
+    return CommitFromEntry(e, -EIO, 0);
   }
-  // Only the queue thread submits to its ring (single issuer).
-  if (std::this_thread::get_id() != thread_id_) return false;
-  len = std::min(len, e->payload_ != nullptr ? policy_->payload_capacity() : size_t{0});
+  e->Transition(UringEntry::State::kDaemon, UringEntry::State::kBackendIo, "zero-copy write");
+  const size_t len = std::min(plan.len, e->zc_len_);
+  if (std::this_thread::get_id() != thread_id_) {
+    return HandOver(e, UringEntry::FdOp::kWriteFixed, plan.fd, plan.offset, len,
+                    std::move(plan.pin));
+  }
+  StartFixed(e, UringEntry::FdOp::kWriteFixed, plan.fd, plan.offset, len, std::move(plan.pin));
+}
+
+void UringQueue::ReadNowAndCommit(UringEntry* e, const FdPlan& plan, size_t len) {
+  ssize_t n = ReadFull(plan.fd, e->payload_, len, static_cast<off_t>(plan.offset));
+  if (n < 0) return CommitFromEntry(e, static_cast<int32_t>(n), 0, UringEntry::State::kBackendIo);
+  CommitFromEntry(e, 0, static_cast<size_t>(n), UringEntry::State::kBackendIo);
+}
+
+void UringQueue::StartBackendRead(UringEntry* e, FdPlan plan) {
+  e->Transition(UringEntry::State::kDaemon, UringEntry::State::kBackendIo, "backend read");
+  if (e->zero_copy_) {
+    // The caller's pages are reachable only through the ring.
+    const size_t len = std::min(plan.len, e->zc_len_);
+    if (std::this_thread::get_id() != thread_id_) {
+      return HandOver(e, UringEntry::FdOp::kReadFixed, plan.fd, plan.offset, len,
+                      std::move(plan.pin));
+    }
+    StartFixed(e, UringEntry::FdOp::kReadFixed, plan.fd, plan.offset, len, std::move(plan.pin));
+    return;
+  }
+  const size_t len =
+      std::min(plan.len, e->payload_ != nullptr ? policy_->payload_capacity() : size_t{0});
+  // Only the queue thread submits to its ring (single issuer): the thread
+  // that answered reads into the payload buffer itself, as it would have
+  // written any other reply there, and the commit goes through the mailbox.
+  if (std::this_thread::get_id() != thread_id_) return ReadNowAndCommit(e, plan, len);
   // Data already in memory (page cache, tmpfs) is cheapest to copy right
   // here: a ring round trip would cost an extra io_uring_enter per request.
   // RWF_NOWAIT fails with EAGAIN instead of blocking; only then the read
   // goes to the ring, so a slow device never stalls the queue.
   // Not for O_DIRECT: RWF_NOWAIT only avoids blocking on locks and block
   // mapping there, a synchronous direct read still waits for the device.
-  const ReadRoute route = read_routes.Get(fd, pin);
-  if (route == ReadRoute::kSync) {
-    ssize_t n = PreadFull(fd, e->payload_, len, static_cast<off_t>(offset));
-    if (n < 0) {
-      CommitFromEntry(e, static_cast<int32_t>(n), 0);
-    } else {
-      CommitFromEntry(e, 0, static_cast<size_t>(n));
-    }
-    return true;
-  }
+  const ReadRoute route = read_routes.Get(plan.fd, plan.fd_flags, plan.pin);
+  if (route == ReadRoute::kSync) return ReadNowAndCommit(e, plan, len);
   struct iovec iov = {e->payload_, len};
   ssize_t n = -1;
   errno = EAGAIN;
   if (route == ReadRoute::kNowait) {
-    n = preadv2(fd, &iov, 1, static_cast<off_t>(offset), RWF_NOWAIT);
-    if (n < 0 && errno == EOPNOTSUPP) read_routes.Demote(fd, pin);
+    n = preadv2(plan.fd, &iov, 1, static_cast<off_t>(plan.offset), RWF_NOWAIT);
+    if (n < 0 && errno == EOPNOTSUPP) read_routes.Demote(plan.fd, plan.pin);
   }
   if (n >= 0) {
     if (static_cast<size_t>(n) < len && n > 0) {
-      // Partly cached, or EOF: finish synchronously (PreadFull stops at EOF).
-      ssize_t rest = PreadFull(fd, e->payload_ + n, len - n, static_cast<off_t>(offset + n));
+      // Partly cached, or EOF: finish synchronously (ReadFull stops at EOF).
+      ssize_t rest = ReadFull(plan.fd, e->payload_ + n, len - n,
+                              static_cast<off_t>(plan.offset + n));
       if (rest > 0) n += rest;
     }
-    CommitFromEntry(e, 0, static_cast<size_t>(n));
-    return true;
+    return CommitFromEntry(e, 0, static_cast<size_t>(n), UringEntry::State::kBackendIo);
   }
-  if (errno != EAGAIN) return false;  // EOPNOTSUPP, misaligned O_DIRECT...: caller reads
+  // EOPNOTSUPP, misaligned O_DIRECT...: the synchronous path knows how.
+  if (errno != EAGAIN) return ReadNowAndCommit(e, plan, len);
   io_uring_sqe* sqe = ring_->GetSqe();
-  if (sqe == nullptr) return false;
-  e->read_fd_ = fd;
-  e->read_pin_ = std::move(pin);
-  e->read_off_ = offset;
+  if (sqe == nullptr) return ReadNowAndCommit(e, plan, len);
+  e->read_fd_ = plan.fd;
+  e->read_pin_ = std::move(plan.pin);
+  e->read_off_ = plan.offset;
   e->read_len_ = len;
-  io_uring_prep_read(sqe, fd, e->payload_, static_cast<unsigned>(len), offset);
+  io_uring_prep_read(sqe, plan.fd, e->payload_, static_cast<unsigned>(len), plan.offset);
   sqe->user_data = Tag(e) | kBackendReadBit;
-  return true;
 }
 
 void UringQueue::HandOver(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t offset, size_t len,
@@ -450,12 +506,13 @@ int UringQueue::StagingFd() {
 }
 
 void UringQueue::FinishFixed(UringEntry* e, int32_t res) {
+  if (e->state() != UringEntry::State::kBackendIo) OwnershipBug(*e, "fixed op completed");
   using FdOp = UringEntry::FdOp;
   const bool staged = e->op_ == FdOp::kStageIn || e->op_ == FdOp::kStageOut;
   if (res > 0) {
     e->read_done_ += static_cast<size_t>(res);
     if (!staged) zc_bytes_.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
-    // Short: go on until done, EOF (0) or an error, as PreadFull and
+    // Short: go on until done, EOF (0) or an error, as ReadFull and
     // pwrite loops do.
     if (e->read_done_ < e->read_len_) return SubmitFixed(e);
     return EndFixed(e, 0, e->read_done_);
@@ -484,13 +541,13 @@ void UringQueue::FinishFixed(UringEntry* e, int32_t res) {
 }
 
 void UringQueue::StageReadIn(UringEntry* e) {
-  // Read into daemon memory the way the copy path does (PreadFull copes
+  // Read into daemon memory the way the copy path does (ReadFull copes
   // with O_DIRECT alignment), then into the caller's pages from the memfd.
   const int sfd = StagingFd();
   if (sfd < 0) return EndFixed(e, -EIO, 0);
   if (staging_buf_.size() < cfg_.payload_size) staging_buf_.resize(cfg_.payload_size);
   const size_t len = std::min(e->read_len_, staging_buf_.size());
-  ssize_t n = PreadFull(e->read_fd_, staging_buf_.data(), len, static_cast<off_t>(e->read_off_));
+  ssize_t n = ReadFull(e->read_fd_, staging_buf_.data(), len, static_cast<off_t>(e->read_off_));
   e->read_pin_.reset();
   if (n <= 0) return EndFixed(e, static_cast<int32_t>(n), 0);
   const off_t at = static_cast<off_t>(uint64_t{e->index()} * cfg_.payload_size);
@@ -518,44 +575,50 @@ void UringQueue::EndFixed(UringEntry* e, int32_t error, size_t done) {
                     ? pread(staging_fd_, e->payload_, e->zc_len_,
                             static_cast<off_t>(uint64_t{e->index()} * cfg_.payload_size))
                     : -1;
-    if (n != static_cast<ssize_t>(e->zc_len_)) return CommitFromEntry(e, -EIO, 0);
+    if (n != static_cast<ssize_t>(e->zc_len_)) {
+      return CommitFromEntry(e, -EIO, 0, UringEntry::State::kBackendIo);
+    }
     e->zero_copy_ = false;
+    e->Transition(UringEntry::State::kBackendIo, UringEntry::State::kDaemon,
+                  "staged write delivered again");
     return Deliver(e);
   }
-  if (error != 0) return CommitFromEntry(e, error, 0);
+  constexpr UringEntry::State kFrom = UringEntry::State::kBackendIo;
+  if (error != 0) return CommitFromEntry(e, error, 0, kFrom);
   e->zc_fixed_answer_ = true;
   if (op == FdOp::kWriteFixed) {
     abi::fuse_write_out out{};
     out.size = static_cast<uint32_t>(done);
-    if (e->payload_ == nullptr) return CommitFromEntry(e, -EIO, 0);
+    if (e->payload_ == nullptr) return CommitFromEntry(e, -EIO, 0, kFrom);
     std::memcpy(e->payload_, &out, sizeof(out));
-    return CommitFromEntry(e, 0, sizeof(out));
+    return CommitFromEntry(e, 0, sizeof(out), kFrom);
   }
-  CommitFromEntry(e, 0, done);
+  CommitFromEntry(e, 0, done, kFrom);
 }
 
 void UringQueue::FinishBackendRead(UringEntry* e, int32_t res) {
+  if (e->state() != UringEntry::State::kBackendIo) OwnershipBug(*e, "backend read completed");
   if (res == -EINVAL || res == -EAGAIN || res == -EOPNOTSUPP) {
     // O_DIRECT alignment the ring read cannot meet, or a file that does not
     // support it: the synchronous path knows how (bounce buffer).
-    ssize_t n = PreadFull(e->read_fd_, e->payload_, e->read_len_,
+    ssize_t n = ReadFull(e->read_fd_, e->payload_, e->read_len_,
                           static_cast<off_t>(e->read_off_));
     res = static_cast<int32_t>(n);
   } else if (res >= 0 && static_cast<size_t>(res) < e->read_len_ && res > 0) {
     // A short read before EOF (possible on some files): finish synchronously.
-    ssize_t n = PreadFull(e->read_fd_, e->payload_ + res, e->read_len_ - res,
+    ssize_t n = ReadFull(e->read_fd_, e->payload_ + res, e->read_len_ - res,
                           static_cast<off_t>(e->read_off_ + res));
     if (n > 0) res += static_cast<int32_t>(n);
   }
   e->read_fd_ = -1;
   e->read_pin_.reset();
-  if (res < 0) return CommitFromEntry(e, res, 0);
-  CommitFromEntry(e, 0, static_cast<size_t>(res));
+  if (res < 0) return CommitFromEntry(e, res, 0, UringEntry::State::kBackendIo);
+  CommitFromEntry(e, 0, static_cast<size_t>(res), UringEntry::State::kBackendIo);
 }
 
 void UringQueue::QueueCommitSqe(UringEntry* e) {
   io_uring_sqe* sqe = uring::NextSqe(*ring_);
-  e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
+  e->Transition(UringEntry::State::kCommitQueued, UringEntry::State::kInKernel, "commit");
   policy_->PrepCommit(sqe, cfg_.fuse_fd, *e, Tag(e));
   if (e->admitted_) {
     e->admitted_ = false;
@@ -577,6 +640,7 @@ void UringQueue::DrainMailbox() {
   }
   for (UringEntry* e : batch) {
     if (e->start_op_) {
+      if (e->state() != UringEntry::State::kBackendIo) OwnershipBug(*e, "handed-over fd op");
       StartFixed(e, e->op_, e->read_fd_, e->read_off_, e->read_len_, std::move(e->read_pin_));
     } else {
       QueueCommitSqe(e);
@@ -616,7 +680,7 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
         return;
       }
     }
-    e->state_.store(UringEntry::State::kDead, std::memory_order_release);
+    e->Transition(UringEntry::State::kInKernel, UringEntry::State::kDead, "end of entry");
     live_--;
     if (err == EOPNOTSUPP) {
       // 7.3 switches io-uring off for the connection after a failed
@@ -641,7 +705,7 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     return;
   }
   // A request arrived: the daemon owns the entry until it commits.
-  e->state_.store(UringEntry::State::kDaemon, std::memory_order_release);
+  e->Transition(UringEntry::State::kInKernel, UringEntry::State::kDaemon, "request delivered");
   requests_.fetch_add(1, std::memory_order_relaxed);
   abi::fuse_uring_ent_in_out ent;
   std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
@@ -737,7 +801,7 @@ absl::Status UringQueue::Begin() {
   }
   for (auto& e : entries_) {
     io_uring_sqe* sqe = uring::NextSqe(*ring_);
-    e->state_.store(UringEntry::State::kInKernel, std::memory_order_release);
+    e->Transition(UringEntry::State::kNew, UringEntry::State::kInKernel, "register");
     policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, Tag(e.get()));
   }
   live_ = cfg_.entries;

@@ -10,15 +10,32 @@
 // every reply. The entry's address is stable for the queue's life.
 //
 // Buffer ownership is explicit in UringEntry::State:
-//   kNew      -> not yet given to the kernel
-//   kInKernel -> SQE in flight; the kernel may write headers and payload.
-//                The daemon must not touch either.
-//   kDaemon   -> CQE delivered a request; the daemon owns the headers and the
-//                selected payload buffer until it commits.
-//   kDead     -> the kernel ended the entry (teardown).
-// Committing an entry that is not kDaemon, or reading/writing its buffers
-// when not kDaemon, is an ownership bug: it aborts with a message (the tests
-// rely on this to catch use-after-commit and double commits).
+//   kNew          -> not yet given to the kernel
+//   kInKernel     -> SQE in flight; the kernel may write headers and payload.
+//                    The daemon must not touch either.
+//   kDaemon       -> CQE delivered a request; the filesystem (through the
+//                    entry as its ReplySink) owns the headers and the
+//                    selected payload buffer until it answers.
+//   kBackendIo    -> answered with a plan whose fd operation (backend read,
+//                    zero-copy fixed op, staging copy) is running or handed
+//                    to the queue thread; that operation alone touches the
+//                    buffers and commits when it ends.
+//   kCommitQueued -> answered: the reply header is written and the
+//                    COMMIT_AND_FETCH waits for the queue thread (the
+//                    mailbox, when answered from another thread).
+//   kDead         -> the kernel ended the entry (teardown).
+// The moves:
+//   kNew -> kInKernel (REGISTER)
+//   kInKernel -> kDaemon (a request arrived) | kDead (the kernel ended it)
+//   kDaemon -> kCommitQueued (Commit of arguments) | kBackendIo (a plan)
+//   kBackendIo -> kCommitQueued (the fd operation ended)
+//              | kDaemon (a staged zero-copy WRITE delivered again)
+//   kCommitQueued -> kInKernel (COMMIT_AND_FETCH queued on the ring)
+// Every move is one compare-and-swap (UringEntry::Transition), so two
+// threads answering the same entry cannot both win. Finding the entry in
+// another state than the move starts from, or using its buffers outside
+// kDaemon, is an ownership bug: it aborts with a message naming both (the
+// tests rely on this to catch use-after-commit and double commits).
 //
 // Where the payload lives is the PayloadPolicy's business: per-entry buffers
 // (`uring`, 6.14+), a kernel-managed buffer ring that reports a bid in the
@@ -51,13 +68,21 @@ class UringQueue;
 
 class UringEntry final : public ReplySink {
  public:
-  enum class State { kNew, kInKernel, kDaemon, kDead };
+  // See the top of this file.
+  enum class State : uint8_t { kNew, kInKernel, kDaemon, kBackendIo, kCommitQueued, kDead };
+  static const char* StateName(State s);
 
   UringEntry(UringQueue* q, uint16_t index, abi::fuse_uring_req_header* header)
       : queue_(q), index_(index), header_(header) {}
 
   uint16_t index() const { return index_; }
   State state() const { return state_.load(std::memory_order_acquire); }
+  // Moves the entry from `from` to `to` in one compare-and-swap. Found in
+  // any other state, the entry is reported as an ownership bug (`what`
+  // while the entry is <state>) and the daemon aborts: a wrong move is
+  // never acted on. Every state change goes through here (public for the
+  // state-machine tests).
+  void Transition(State from, State to, const char* what);
   abi::fuse_uring_req_header* header() const { return header_; }
   // The payload buffer the current request uses (set by the policy on
   // delivery; per-entry policies set it once). nullptr when the kernel gave
@@ -68,19 +93,20 @@ class UringEntry final : public ReplySink {
 
   // ReplySink: valid only in kDaemon. Empty when payload() is nullptr.
   absl::Span<char> ArgArea() override;
-  void Commit(int32_t error, size_t args_len) override;
+  // Executes the answer. kArgs: COMMIT_AND_FETCH (through the mailbox from
+  // another thread). A READ plan: on the queue thread the data is read
+  // where it is cheapest (RWF_NOWAIT copy, plain read, or IORING_OP_READ on
+  // the queue's own ring, chosen once per file from the plan's fd_flags)
+  // and the commit follows; on another thread it is read there, into the
+  // payload buffer, and the commit goes through the mailbox. A zero-copy
+  // READ (FUSE_URING_ENT_ZERO_COPY) is IORING_OP_READ_FIXED into the
+  // caller's pages in the entry's slot, handed to the queue thread when
+  // committed elsewhere; likewise a WRITE plan (WRITE_FIXED from the
+  // caller's pages to the fd), which only a zero-copy WRITE may get.
+  void Commit(Answer answer) override;
   void Drop() override;
-  // READ replies from a backing fd go through the queue's own ring
-  // (IORING_OP_READ straight into the payload buffer) when called on the
-  // queue thread; the commit follows the read's completion. A zero-copy
-  // READ (FUSE_URING_ENT_ZERO_COPY) is always taken: IORING_OP_READ_FIXED
-  // into the caller's pages in the entry's slot, handed to the queue
-  // thread when called elsewhere.
-  bool CommitFromFd(int fd, uint64_t offset, size_t len, std::shared_ptr<const void> pin) override;
-  // A zero-copy WRITE: IORING_OP_WRITE_FIXED from the caller's pages to fd;
-  // false for every other request (its data is in the payload buffer).
-  bool CommitWriteToFd(int fd, uint64_t offset, size_t len,
-                       std::shared_ptr<const void> pin) override;
+  // True for a zero-copy WRITE: its data is in the caller's pages.
+  bool DataInCallerPages() const override;
   bool ZeroCopyAvailable() const override;
 
   // True while the current request's data lives in the caller's pages,
@@ -90,7 +116,7 @@ class UringEntry final : public ReplySink {
  private:
   friend class UringQueue;
   friend class UringWorker;
-  // What the entry's fd operation (CommitFromFd / CommitWriteToFd) does.
+  // What the entry's fd operation (a READ or WRITE plan) does.
   enum class FdOp : uint8_t {
     kNone,
     kRead,          // IORING_OP_READ into the payload buffer
@@ -225,6 +251,8 @@ using RingFactory =
 std::unique_ptr<PayloadPolicy> MakePerEntryPolicy();
 
 // Kernel-managed buffer ring (`kmbuf`, the proposed series; docs section 4).
+// MODEL ONLY: the series was never merged, so this policy runs only against
+// tests/kernel_model (KernelModel); on a real kernel setup fails (below).
 // Claims bgid 0 and the ring's registered-buffer table: one queue per ring
 // (shares_ring() is false).
 // Per queue: one IOU_PBUF_RING_KERNEL_MANAGED ring at bgid 0 with buf_size =
@@ -342,9 +370,15 @@ class UringQueue {
   // the ring before any REGISTER), then the REGISTERs and the mailbox read.
   absl::Status SetUp(uring::IoRing* ring, const PolicySetup& setup);
   absl::Status Begin();
-  void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len);
-  bool StartBackendRead(UringEntry* e, int fd, uint64_t offset, size_t len,
-                        std::shared_ptr<const void> pin);
+  // Answers e with arguments already in its payload buffer: claims it
+  // (`from` -> kCommitQueued), writes the reply header and queues the
+  // COMMIT_AND_FETCH (through the mailbox from another thread).
+  void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len,
+                       UringEntry::State from = UringEntry::State::kDaemon);
+  void StartBackendRead(UringEntry* e, FdPlan plan);
+  void StartZeroCopyWrite(UringEntry* e, FdPlan plan);
+  // A READ plan read synchronously into the payload buffer, then committed.
+  void ReadNowAndCommit(UringEntry* e, const FdPlan& plan, size_t len);
   void FinishBackendRead(UringEntry* e, int32_t res);
   // Zero-copy fd operations (queue thread only).
   bool StartFixed(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t offset, size_t len,
@@ -362,6 +396,8 @@ class UringQueue {
   void DrainMailbox();
   void ArmMailbox();
   [[noreturn]] void OwnershipBug(const UringEntry& e, const char* what) const;
+  [[noreturn]] void OwnershipBug(const UringEntry& e, const char* what,
+                                 UringEntry::State seen) const;
 
   UringQueueConfig cfg_;
   std::unique_ptr<PayloadPolicy> policy_;

@@ -225,7 +225,7 @@ void PassthroughFs::Read(const RequestContext& /*ctx*/, uint64_t /*ino*/,
                          const abi::fuse_read_in& in, Reply r) {
   std::shared_ptr<Handle> h = handles_->Get(in.fh);
   if (h == nullptr || h->is_dir) return r.Error(EBADF);
-  r.DataFromFd(h->fd, static_cast<off_t>(in.offset), in.size, h);
+  r.DataFromFd(h->fd, static_cast<off_t>(in.offset), in.size, h, h->flags);
 }
 
 void PassthroughFs::Write(const RequestContext& /*ctx*/, uint64_t /*ino*/,

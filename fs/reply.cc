@@ -40,14 +40,16 @@ absl::Span<char> Reply::Buffer() const {
   return sink_->ArgArea();
 }
 
-void Reply::Finish(int32_t error, size_t len) {
+void Reply::Finish(int32_t error, size_t len) { Finish(Answer::Args(error, len)); }
+
+void Reply::Finish(Answer answer) {
   ReplySink* sink = std::exchange(sink_, nullptr);
   if (sink == nullptr) {
     fprintf(stderr, "kmfuse: request %llu answered twice; second answer ignored\n",
             static_cast<unsigned long long>(unique_));
     return;
   }
-  sink->Commit(error, error == 0 ? len : 0);
+  sink->Commit(std::move(answer));
 }
 
 void Reply::Ok(size_t args_len) {
@@ -119,63 +121,30 @@ void Reply::Data(const void* data, size_t len) {
   Ok(len);
 }
 
-ssize_t PreadFull(int fd, char* buf, size_t len, off_t offset) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(fd, buf + done, len - done, offset + static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EINVAL) {
-      // O_DIRECT wants aligned memory, offset and length: read the covering
-      // aligned range into a bounce buffer and copy the part asked for.
-      const size_t kAlign = 4096;
-      off_t want = offset + static_cast<off_t>(done);
-      off_t start = want & ~static_cast<off_t>(kAlign - 1);
-      size_t head = static_cast<size_t>(want - start);
-      size_t span = (head + (len - done) + kAlign - 1) & ~(kAlign - 1);
-      void* bounce = nullptr;
-      if (posix_memalign(&bounce, kAlign, span) != 0) return -ENOMEM;
-      ssize_t m;
-      do {
-        m = pread(fd, bounce, span, start);
-      } while (m < 0 && errno == EINTR);
-      if (m < 0) {
-        int err = errno;
-        free(bounce);
-        return -err;
-      }
-      size_t got = static_cast<size_t>(m) > head ? static_cast<size_t>(m) - head : 0;
-      got = std::min(got, len - done);
-      std::memcpy(buf + done, static_cast<char*>(bounce) + head, got);
-      free(bounce);
-      return static_cast<ssize_t>(done + got);
-    }
-    if (n < 0) return -errno;
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
-}
-
-void Reply::DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin) {
-  // The sink clamps len itself: a zero-copy READ has no ArgArea.
-  if (sink_ != nullptr &&
-      sink_->CommitFromFd(fd, static_cast<uint64_t>(offset), len, std::move(pin))) {
-    sink_ = nullptr;
-    return;
-  }
-  absl::Span<char> buf = Buffer();
-  len = std::min(len, buf.size());
-  ssize_t n = PreadFull(fd, buf.data(), len, offset);
-  if (n < 0) return Error(static_cast<int>(-n));
-  Ok(static_cast<size_t>(n));
+void Reply::DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin,
+                       int fd_flags) {
+  if (offset < 0) return Error(EINVAL);
+  FdPlan plan;
+  plan.fd = fd;
+  plan.offset = static_cast<uint64_t>(offset);
+  plan.len = len;
+  plan.fd_flags = fd_flags;
+  plan.pin = std::move(pin);
+  Finish(Answer::ReadFromFd(std::move(plan)));
 }
 
 bool Reply::WriteToFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin) {
-  if (sink_ == nullptr ||
-      !sink_->CommitWriteToFd(fd, static_cast<uint64_t>(offset), len, std::move(pin))) {
-    return false;
+  if (sink_ == nullptr || !sink_->DataInCallerPages()) return false;
+  if (offset < 0) {
+    Error(EINVAL);
+    return true;
   }
-  sink_ = nullptr;
+  FdPlan plan;
+  plan.fd = fd;
+  plan.offset = static_cast<uint64_t>(offset);
+  plan.len = len;
+  plan.pin = std::move(pin);
+  Finish(Answer::WriteToFd(std::move(plan)));
   return true;
 }
 

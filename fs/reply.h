@@ -28,14 +28,78 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "absl/types/span.h"
 #include "kmfuse/fuse_abi.h"
 
 namespace kmfuse {
 
-// Implemented by transports. Exactly one of Commit()/Drop() is called, from
-// any thread; after it the sink may be reused for another request at once.
+// How a request is answered from a file instead of from memory: the
+// filesystem names the file, the transport moves the bytes. Used for READ
+// (Reply::DataFromFd) and, on zero-copy io-uring queues, for WRITE
+// (Reply::WriteToFd).
+struct FdPlan {
+  int fd = -1;
+  uint64_t offset = 0;
+  // Bytes asked for; a READ is clamped by the transport to what the request
+  // can take (its reply area, or the caller's pages for a zero-copy READ).
+  size_t len = 0;
+  // The flags fd was opened with, as the filesystem knows them: O_DIRECT
+  // decides how a transport reads (alignment, whether a read may block on
+  // the device). A wrong value costs speed, never bytes: an O_DIRECT
+  // refusal (EINVAL) is still retried through an aligned bounce buffer.
+  int fd_flags = 0;
+  // Whatever owns fd; the transport holds it until the I/O is done, so fd
+  // stays open even if a RELEASE of the file is handled meanwhile.
+  std::shared_ptr<const void> pin;
+};
+
+// The one thing a sink is given to end a request (besides Drop()).
+struct Answer {
+  enum class Kind : uint8_t {
+    // error <= 0; args_len bytes already written at ArgArea().data()
+    // (0 when error != 0).
+    kArgs,
+    // READ: read up to plan.len bytes of plan.fd at plan.offset into the
+    // reply (short at EOF is fine) and answer with what was read, or the
+    // read's error.
+    kReadFromFd,
+    // Zero-copy WRITE: write plan.len bytes of the request's data, which
+    // lives in the caller's pages (ReplySink::DataInCallerPages()), to
+    // plan.fd at plan.offset and answer fuse_write_out with the count, or
+    // the error.
+    kWriteToFd,
+  };
+  static Answer Args(int32_t error, size_t args_len) {
+    Answer a;
+    a.error = error;
+    a.args_len = error == 0 ? args_len : 0;
+    return a;
+  }
+  static Answer ReadFromFd(FdPlan plan) {
+    Answer a;
+    a.kind = Kind::kReadFromFd;
+    a.plan = std::move(plan);
+    return a;
+  }
+  static Answer WriteToFd(FdPlan plan) {
+    Answer a;
+    a.kind = Kind::kWriteToFd;
+    a.plan = std::move(plan);
+    return a;
+  }
+
+  Kind kind = Kind::kArgs;
+  int32_t error = 0;    // kArgs
+  size_t args_len = 0;  // kArgs
+  FdPlan plan;          // kReadFromFd, kWriteToFd
+};
+
+// Implemented by transports. Exactly one of Commit()/Drop() is called, once,
+// from any thread; after it the sink may be reused for another request at
+// once. Whatever the answer, executing it (reading a file for a READ plan
+// included) is the transport's business: the filesystem never calls back.
 class ReplySink {
  public:
   virtual ~ReplySink() = default;
@@ -47,53 +111,25 @@ class ReplySink {
   // Where reply arguments go (in place in the request's buffer). Its size is
   // the buffer's capacity; a reply never exceeds what the request asked for.
   virtual absl::Span<char> ArgArea() = 0;
-  // error <= 0; args_len bytes at ArgArea().data() (0 when error != 0).
-  virtual void Commit(int32_t error, size_t args_len) = 0;
+  // The answer (see Answer). A READ plan is executed by the sink however
+  // its transport reads best (into ArgArea(), or straight into the
+  // caller's pages on a zero-copy queue, where ArgArea() is empty); a
+  // WRITE plan is only ever given to a sink whose DataInCallerPages() said
+  // true for this request.
+  virtual void Commit(Answer answer) = 0;
   // The request needs no reply (FORGET) or must not get one.
   virtual void Drop() = 0;
-  // Optional asynchronous backend read: read up to len bytes of fd at offset
-  // into ArgArea() on the transport's own ring and commit the reply when the
-  // read completes, so a slow backing device does not stall the queue.
-  // Returns false when the sink cannot (then the caller reads synchronously);
-  // after true the sink owns the answer. The sink holds `pin` (whatever
-  // owns fd) until the read is done, so fd stays open even if a RELEASE
-  // for the file is handled meanwhile on another thread.
-  // len may exceed ArgArea(): the sink clamps it to what the request can
-  // take (for a zero-copy READ, ArgArea() is empty and the data goes
-  // straight into the caller's pages with a fixed-buffer read).
-  virtual bool CommitFromFd(int fd, uint64_t offset, size_t len, std::shared_ptr<const void> pin) {
-    (void)fd;
-    (void)pin;
-    (void)offset;
-    (void)len;
-    return false;
-  }
-  // Zero-copy WRITE (FUSE io-uring, FOPEN_IO_URING_ZERO_COPY): the request's
-  // data is not in memory but in the caller's pages, registered in the
-  // transport's fixed-buffer table. Writes len bytes of it to fd at offset
-  // (fixed-buffer write on the transport's ring) and answers fuse_write_out
-  // with the count, or the error. Returns false when the request's data is
-  // in memory (the data span): then the caller writes it as usual. After
-  // true the sink owns the answer and holds `pin` until the write is done.
-  virtual bool CommitWriteToFd(int fd, uint64_t offset, size_t len,
-                               std::shared_ptr<const void> pin) {
-    (void)fd;
-    (void)pin;
-    (void)offset;
-    (void)len;
-    return false;
-  }
+  // Zero-copy WRITE (FUSE io-uring, FOPEN_IO_URING_ZERO_COPY): true when the
+  // current request's data is not in memory but in the caller's pages,
+  // registered in the transport's fixed-buffer table; such a request can
+  // only be answered with a WRITE plan (or an error).
+  virtual bool DataInCallerPages() const { return false; }
   // Whether an OPEN/CREATE answered through this sink may set
   // FOPEN_IO_URING_ZERO_COPY: the connection's every io-uring queue is a
   // zero-copy queue. Only a filesystem that answers READ with DataFromFd
   // and WRITE with WriteToFd may set it.
   virtual bool ZeroCopyAvailable() const { return false; }
 };
-
-// pread until len bytes, EOF or an error; retries EINTR. When the fd is
-// O_DIRECT and buf/offset/len are not aligned (EINVAL), reads the covering
-// aligned range through a bounce buffer. Returns bytes read or -errno.
-ssize_t PreadFull(int fd, char* buf, size_t len, off_t offset);
 
 class Reply {
  public:
@@ -141,20 +177,25 @@ class Reply {
   // Copies bytes into the reply (readlink targets, xattr values, small reads).
   void Data(const void* data, size_t len);
   void Data(std::string_view s) { Data(s.data(), s.size()); }
-  // Reads up to len bytes of fd at offset straight into the reply buffer
-  // (short reads at EOF are fine). O_DIRECT fds whose buffer or length is not
-  // aligned fall back to an aligned bounce buffer. `pin` (optional) owns fd;
-  // an asynchronous read keeps it alive until the read completed.
-  void DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin = nullptr);
+  // Answers with up to len bytes of fd at offset (short at EOF is fine):
+  // commits a READ plan (Answer::ReadFromFd) that the transport executes,
+  // reading straight into the reply buffer or the caller's pages, possibly
+  // later and on another thread. fd_flags: the flags fd was opened with
+  // (FdPlan::fd_flags; O_DIRECT fds whose buffer or length is not aligned
+  // are read through an aligned bounce buffer). `pin` (optional) owns fd;
+  // the transport holds it until the read is done.
+  void DataFromFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin = nullptr,
+                  int fd_flags = 0);
   // WRITE of a file opened with FOPEN_IO_URING_ZERO_COPY: when the request's
-  // data lives in the caller's pages (ReplySink::CommitWriteToFd), writes
-  // len bytes of it to fd at offset and answers with the count (short
-  // writes and errors as pwrite(2) reports them); returns true, the Reply
-  // is answered. Returns false when the data is in memory: the caller
-  // writes the data span itself and answers. A filesystem that sets
-  // FOPEN_IO_URING_ZERO_COPY must try this before touching the data span:
-  // for a zero-copy request that span holds no caller data, and answering
-  // such a request any other way is answered EIO by the transport.
+  // data lives in the caller's pages (ReplySink::DataInCallerPages), commits
+  // a WRITE plan (Answer::WriteToFd): the transport writes len bytes of it
+  // to fd at offset and answers with the count (short writes and errors as
+  // pwrite(2) reports them); returns true, the Reply is answered. Returns
+  // false when the data is in memory: the caller writes the data span
+  // itself and answers. A filesystem that sets FOPEN_IO_URING_ZERO_COPY
+  // must try this before touching the data span: for a zero-copy request
+  // that span holds no caller data, and answering such a request any other
+  // way is answered EIO by the transport.
   bool WriteToFd(int fd, off_t offset, size_t len, std::shared_ptr<const void> pin = nullptr);
   // See ReplySink::ZeroCopyAvailable (false once answered).
   bool ZeroCopyAvailable() const { return sink_ != nullptr && sink_->ZeroCopyAvailable(); }
@@ -165,6 +206,7 @@ class Reply {
 
  private:
   void Finish(int32_t error, size_t len);
+  void Finish(Answer answer);
 
   ReplySink* sink_ = nullptr;
   uint64_t unique_ = 0;

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -796,8 +797,73 @@ TEST(OwnershipDeathTest, CommitOutsideDaemonAborts) {
   UringQueueConfig cfg;
   UringQueue q(cfg, MakePerEntryPolicy(), nullptr);
   UringEntry e(&q, 3, &hdr);
-  EXPECT_DEATH(e.Commit(0, 0), "queue 0 entry 3: commit while the entry is new");
+  EXPECT_DEATH(e.Commit(Answer::Args(0, 0)), "queue 0 entry 3: commit while the entry is new");
   EXPECT_DEATH(e.ArgArea(), "reply buffer used while the entry is new");
+}
+
+// The entry's own states for an answer in progress: a READ plan's backend
+// read in flight (backend-io) and a commit queued from another thread
+// (commit-queued) are told apart, and a second answer in either is reported
+// and never acted on.
+TEST(OwnershipDeathTest, SecondAnswerWhileBackendIoOrCommitQueuedAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  using State = UringEntry::State;
+  fuse_uring_req_header hdr{};
+  UringQueueConfig cfg;
+  UringQueue q(cfg, MakePerEntryPolicy(), nullptr);
+  UringEntry e(&q, 5, &hdr);
+  e.Transition(State::kNew, State::kInKernel, "register");
+  e.Transition(State::kInKernel, State::kDaemon, "request delivered");
+  // A move from a state the entry is not in is reported with the real one.
+  EXPECT_DEATH(e.Transition(State::kInKernel, State::kDaemon, "request delivered"),
+               "queue 0 entry 5: request delivered while the entry is daemon");
+  e.Transition(State::kDaemon, State::kBackendIo, "backend read");
+  EXPECT_DEATH(e.Commit(Answer::Args(0, 0)),
+               "queue 0 entry 5: commit while the entry is backend-io");
+  EXPECT_DEATH(e.Commit(Answer::ReadFromFd(FdPlan{})),
+               "backend read while the entry is backend-io");
+  EXPECT_DEATH(e.ArgArea(), "reply buffer used while the entry is backend-io");
+  e.Transition(State::kBackendIo, State::kDaemon, "staged write delivered again");
+  // This thread is not the queue's: the commit is queued for it.
+  e.Commit(Answer::Args(-ENOENT, 0));
+  EXPECT_EQ(e.state(), State::kCommitQueued);
+  EXPECT_DEATH(e.Commit(Answer::Args(0, 0)),
+               "queue 0 entry 5: commit while the entry is commit-queued");
+  EXPECT_DEATH(e.Drop(), "commit while the entry is commit-queued");
+  EXPECT_DEATH(e.Commit(Answer::ReadFromFd(FdPlan{})),
+               "backend read while the entry is commit-queued");
+}
+
+// Two threads answering one entry at once: the claim is one compare-and-swap,
+// so exactly one wins and the other is reported (a check followed by the
+// act would let both through).
+TEST(OwnershipDeathTest, RacingCommitsOneWinsTheOtherAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  using State = UringEntry::State;
+  EXPECT_DEATH(
+      {
+        fuse_uring_req_header hdr{};
+        UringQueueConfig cfg;
+        UringQueue q(cfg, MakePerEntryPolicy(), nullptr);
+        UringEntry e(&q, 2, &hdr);
+        e.Transition(State::kNew, State::kInKernel, "register");
+        e.Transition(State::kInKernel, State::kDaemon, "request delivered");
+        std::atomic<bool> go{false};
+        std::thread a([&] {
+          while (!go.load()) {
+          }
+          e.Commit(Answer::Args(0, 0));
+        });
+        std::thread b([&] {
+          while (!go.load()) {
+          }
+          e.Commit(Answer::Args(-EIO, 0));
+        });
+        go.store(true);
+        a.join();
+        b.join();
+      },
+      "queue 0 entry 2: commit while the entry is commit-queued");
 }
 
 }  // namespace

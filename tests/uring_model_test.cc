@@ -364,8 +364,6 @@ class FdFileFs : public FileSystem {
   FdFileFs() : fd_(memfd_create("kmfuse-model-zc", MFD_CLOEXEC)) {
     if (fd_ < 0 || ftruncate(fd_, kSize) != 0) abort();
   }
-  ~FdFileFs() override { close(fd_); }
-  int fd() const { return fd_; }
 
   void Lookup(const RequestContext&, uint64_t, std::string_view name, Reply r) override {
     if (name != "f") return r.Error(ENOENT);
@@ -385,8 +383,25 @@ class FdFileFs : public FileSystem {
     if (r.ZeroCopyAvailable()) o.open_flags = FOPEN_IO_URING_ZERO_COPY;
     r.Open(o);
   }
+  ~FdFileFs() override {
+    std::vector<std::thread> threads;
+    {
+      MutexLock l(&mu_);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+    close(fd_);
+  }
+  int fd() const { return fd_; }
+  // READs answered from a thread of their own instead of the queue thread.
+  void set_answer_elsewhere(bool v) { answer_elsewhere_ = v; }
+
   void Read(const RequestContext&, uint64_t, const fuse_read_in& in, Reply r) override {
-    r.DataFromFd(fd_, static_cast<off_t>(in.offset), in.size);
+    if (!answer_elsewhere_) return r.DataFromFd(fd_, static_cast<off_t>(in.offset), in.size);
+    MutexLock l(&mu_);
+    threads_.emplace_back([this, in, r = std::move(r)]() mutable {
+      r.DataFromFd(fd_, static_cast<off_t>(in.offset), in.size);
+    });
   }
   void Write(const RequestContext&, uint64_t, const fuse_write_in& in, absl::Span<const char> data,
              Reply r) override {
@@ -410,7 +425,53 @@ class FdFileFs : public FileSystem {
     return a;
   }
   const int fd_;
+  bool answer_elsewhere_ = false;
+  Mutex mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
+
+// READ plans (Reply::DataFromFd) on copy queues, every policy: executed on
+// the queue thread (a copy into the payload buffer that cannot block) and
+// committed from another thread (read there into the payload buffer, the
+// commit through the mailbox). The bytes arrive intact, short past EOF, and
+// no buffer is touched after its commit.
+class ReadPlanTest : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(ReadPlanTest, OnTheQueueThreadAndFromAnotherThread) {
+  for (bool elsewhere : {false, true}) {
+    SCOPED_TRACE(elsewhere ? "answered from another thread" : "answered on the queue thread");
+    FdFileFs fs;
+    fs.set_answer_elsewhere(elsewhere);
+    const std::string file = Pattern(FdFileFs::kSize, elsewhere ? 7 : 3);
+    ASSERT_EQ(pwrite(fs.fd(), file.data(), file.size(), 0), static_cast<ssize_t>(file.size()));
+    HarnessOptions o = Options(GetParam());
+    o.fs = &fs;
+    ModelHarness h(o);
+    ASSERT_TRUE(h.Start().ok());
+    fuse_entry_out e{};
+    ASSERT_EQ(h.Lookup(0, FUSE_ROOT_ID, "f", &e), 0);
+    fuse_open_out oo{};
+    ASSERT_EQ(h.Open(0, e.nodeid, O_RDONLY, &oo), 0);
+    int q = 0;
+    for (size_t size : {size_t{1}, size_t{4096}, size_t{65537}, size_t{kMaxWrite}}) {
+      SCOPED_TRACE(size);
+      const uint64_t off = (size * 5) % (FdFileFs::kSize - size);
+      std::string back;
+      ASSERT_EQ(h.Read(q++ % 2, e.nodeid, oo.fh, off, static_cast<uint32_t>(size), &back), 0);
+      EXPECT_TRUE(back == file.substr(off, size));
+    }
+    std::string tail;
+    ASSERT_EQ(h.Read(1, e.nodeid, oo.fh, FdFileFs::kSize - 100, 4096, &tail), 0);
+    EXPECT_EQ(tail, file.substr(FdFileFs::kSize - 100));
+    EXPECT_EQ(h.Release(0, e.nodeid, oo.fh), 0);
+    h.model().VerifyQuiescent();
+    EXPECT_THAT(h.model().violations(), IsEmpty());
+    EXPECT_TRUE(h.Stop().ok());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPolicies, ReadPlanTest, ::testing::ValuesIn(Variants()),
+                         [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
 
 // The daemon's zero-copy mode (registered pool in slot 0 of a sparse table,
 // FUSE_URING_ZERO_COPY queues, one slot per entry) against the model's

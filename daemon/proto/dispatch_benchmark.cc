@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
+#include "fs/plan_executor.h"
 #include "kmfuse/memfs.h"
 
 namespace kmfuse::proto {
@@ -25,9 +27,11 @@ class BenchSink final : public ReplySink {
   explicit BenchSink(size_t cap) : buf_(cap + 4096) {}
   absl::Span<char> ArgArea() override { return {buf_.data() + 4096, buf_.size() - 4096}; }
   void Begin(const fuse_in_header& in) override { unique = in.unique; }
-  void Commit(int32_t error, size_t len) override {
-    WriteReplyHeader(buf_.data() + 4096 - sizeof(fuse_out_header), unique, error, len);
-    last_error = error;
+  void Commit(Answer answer) override {
+    answer = AnswerInMemory(std::move(answer), ArgArea());
+    WriteReplyHeader(buf_.data() + 4096 - sizeof(fuse_out_header), unique, answer.error,
+                     answer.args_len);
+    last_error = answer.error;
   }
   void Drop() override {}
   uint64_t unique = 0;

@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/cord.h"
 #include "absl/types/optional.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "fs/plan_executor.h"
 
 namespace kmfuse::testing {
 namespace {
@@ -57,11 +59,14 @@ void CaptureSink::Reset() {
 
 absl::Span<char> CaptureSink::ArgArea() { return absl::Span<char>(buf_, capacity_); }
 
-void CaptureSink::Commit(int32_t error, size_t args_len) {
+void CaptureSink::Commit(kmfuse::Answer answer) {
+  // A READ plan is read into the buffer here, on the answering thread, as
+  // the /dev/fuse transports do.
+  answer = AnswerInMemory(std::move(answer), ArgArea());
   MutexLock l(&mu_);
   answers_++;
-  error_ = -error;
-  args_.assign(buf_, std::min(args_len, capacity_));
+  error_ = -answer.error;
+  args_.assign(buf_, std::min(answer.args_len, capacity_));
 }
 
 void CaptureSink::Drop() {

@@ -1,7 +1,9 @@
 // Test helpers for FileSystem implementations (testonly).
 //
 // CaptureSink  a ReplySink over an owned, page-aligned buffer that records
-//              the answer (errno, argument bytes, Drop) of one request.
+//              the answer (errno, argument bytes, Drop) of one request;
+//              a READ plan (Reply::DataFromFd) is read into the buffer
+//              when committed.
 // FsDriver     calls FileSystem methods one request at a time and waits for
 //              the answer, returning decoded results. Generic over
 //              FileSystem: it knows the wire structs, nothing of any
@@ -49,7 +51,9 @@ class CaptureSink final : public ReplySink {
   CaptureSink& operator=(const CaptureSink&) = delete;
 
   absl::Span<char> ArgArea() override;
-  void Commit(int32_t error, size_t args_len) override;
+  // A READ plan is executed at once (fs/plan_executor.h); the answer is
+  // recorded as the bytes read.
+  void Commit(kmfuse::Answer answer) override;
   void Drop() override;
 
   // Makes the sink ready for another request: forgets the answer and

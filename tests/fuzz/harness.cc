@@ -4,6 +4,7 @@
 #include <sanitizer/asan_interface.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -78,7 +79,21 @@ class CheckingSink final : public ReplySink {
     return absl::Span<char>(area_, size_);
   }
 
-  void Commit(int32_t error, size_t args_len) override {
+  void Commit(kmfuse::Answer answer) override {
+    if (answer.kind == kmfuse::Answer::Kind::kWriteToFd) {
+      Violation("WRITE plan although DataInCallerPages() is false", opcode_);
+    }
+    if (answer.kind == kmfuse::Answer::Kind::kReadFromFd) {
+      if (opcode_ != FUSE_READ) Violation("READ plan for another opcode", opcode_);
+      // Executed as the /dev/fuse transports do: read into the reply area.
+      Unpoison(area_, size_);
+      const size_t len = std::min(answer.plan.len, size_);
+      ssize_t n = pread(answer.plan.fd, area_, len, static_cast<off_t>(answer.plan.offset));
+      answer = n < 0 ? kmfuse::Answer::Args(-errno, 0)
+                     : kmfuse::Answer::Args(0, static_cast<size_t>(n));
+    }
+    const int32_t error = answer.error;
+    const size_t args_len = answer.args_len;
     Answered();
     if (!begun_) Violation("committed without a header (no unique to answer)", opcode_);
     if (NoReply(opcode_)) Violation("no-reply opcode committed", opcode_);
