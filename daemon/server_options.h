@@ -17,7 +17,8 @@ namespace kmfuse {
 // the first transport of kTransportOrder the kernel offers.
 enum class TransportKind {
   kAuto,
-  kKmbuf,     // FUSE-over-io_uring with kernel-managed buffer rings
+  kKmbuf,     // FUSE-over-io_uring with kernel-managed buffer rings (model only:
+              // never merged, so no real kernel offers it; tests/kernel_model)
   kBufpool,   // FUSE-over-io_uring with the kernel's buffer pools (Linux 7.3+)
   kUring,     // FUSE-over-io_uring, one buffer per ring entry (Linux 6.14+)
   kRingRead,  // io_uring READ_MULTISHOT on /dev/fuse (Linux 6.7+)

@@ -59,6 +59,7 @@
 
 namespace kmfuse::uring {
 
+// kKernelManaged is MODEL ONLY (see above): real kernels refuse it.
 enum class Backing { kProvided, kKernelManaged };
 
 // "provided" / "kernel-managed".

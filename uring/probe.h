@@ -24,7 +24,8 @@ enum class ProbeId {
   kOpUringCmd,          // opcode probe: IORING_OP_URING_CMD (46)
   kProvidedBufferRing,  // IORING_REGISTER_PBUF_RING with a user ring
   kReadMultishotPipe,   // a real multishot read on a pipe into that ring
-  kKmbufRing,           // IOU_PBUF_RING_KERNEL_MANAGED registration
+  kKmbufRing,           // IOU_PBUF_RING_KERNEL_MANAGED registration (never merged:
+                        // unavailable on every released kernel; kmbuf is model only)
 };
 
 struct ProbeItem {

@@ -44,7 +44,7 @@ static_assert(IORING_UNREGISTER_PBUF_RING == kUnregisterPbufRing, "");
 inline constexpr uint16_t kPbufRingMmap = 1;
 // Incremental consumption (6.12+); incompatible with kernel-managed rings.
 inline constexpr uint16_t kPbufRingInc = 2;
-// kmbuf series only (never merged): the kernel owns ring AND buffers and
+// kmbuf series only (never merged; model only): the kernel owns ring AND buffers and
 // recycles them itself. Requires kPbufRingMmap; rejected with kPbufRingInc.
 inline constexpr uint16_t kPbufRingKernelManaged = 4;
 

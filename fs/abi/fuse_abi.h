@@ -627,7 +627,8 @@ static_assert(sizeof(fuse_uring_cmd_req_v46) == 40);
 static_assert(offsetof(fuse_uring_cmd_req_v46, bufpool) == 24);
 
 // Command flags.
-inline constexpr uint64_t FUSE_URING_BUF_RING = 1ULL << 0;   // kmbuf proposal: REGISTER
+// kmbuf proposal (never merged; only tests/kernel_model accepts it): REGISTER.
+inline constexpr uint64_t FUSE_URING_BUF_RING = 1ULL << 0;
 inline constexpr uint64_t FUSE_URING_ZERO_COPY = 1ULL << 0;  // 7.46: ADD_QUEUE
 // ring_ent_in_out.flags
 inline constexpr uint64_t FUSE_URING_ENT_ZERO_COPY = 1ULL << 0;  // 7.46

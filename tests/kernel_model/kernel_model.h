@@ -7,7 +7,8 @@
 //   kPerEntry  6.14-6.18 `uring`: REGISTER iovec[2] = {header, payload};
 //              verified against the real 6.18 and 7.3 kernels by
 //              tests/uring_crosscheck_test.
-//   kKmbuf     the proposed kernel-managed buffer rings (docs section 4).
+//   kKmbuf     the proposed kernel-managed buffer rings (docs section 4):
+//              this model is the only place the kmbuf transport runs.
 //   kBufpool   FUSE io-uring buffer pools, protocol 7.46 (docs section 5).
 // kmbuf follows docs/kernel-interfaces.md (no kernel has it); bufpool is
 // verified against the real 7.3 kernel (tools/vm) by the same cross-check.
