@@ -245,14 +245,7 @@ std::string Session::Describe() const {
                       ", max_write ", max_write_ / 1024, " KiB, protocol 7.", proto_minor_);
 }
 
-bool Session::WaitFor(absl::Duration timeout) const {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!transport_->Done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
+bool Session::WaitFor(absl::Duration timeout) const { return transport_->WaitFor(timeout); }
 
 void Session::AbortConnection() {
   if (abort_fd_ >= 0) {

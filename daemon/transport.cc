@@ -8,13 +8,16 @@ void QueueThreads::Spawn(std::function<absl::Status()> body) {
   live_.fetch_add(1);
   threads_.emplace_back([this, body = std::move(body)] {
     absl::Status s = body();
-    if (!s.ok()) {
-      fprintf(stderr, "kmfused: %s\n", std::string(s.message()).c_str());
-      MutexLock l(&mu_);
-      if (status_.ok()) status_ = s;
-    }
+    if (!s.ok()) fprintf(stderr, "kmfused: %s\n", std::string(s.message()).c_str());
+    MutexLock l(&mu_);
+    if (!s.ok() && status_.ok()) status_ = s;
     live_.fetch_sub(1);
   });
+}
+
+bool QueueThreads::WaitFor(absl::Duration timeout) const {
+  MutexLock l(&mu_);
+  return mu_.AwaitWithTimeout([this] { return live_.load() == 0; }, timeout);
 }
 
 void QueueThreads::Join() {

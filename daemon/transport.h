@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "kmfuse/sync.h"
 #include "kmfuse/server_options.h"
 #include "daemon/proto/dispatch.h"
@@ -53,6 +54,9 @@ class Transport {
   virtual std::string Describe() const = 0;
   virtual absl::Status Start() = 0;
   virtual bool Done() const = 0;
+  // Blocks until Done() or until `timeout` passed; returns Done(). Waits on
+  // the queue threads' exits (no polling).
+  virtual bool WaitFor(absl::Duration timeout) const = 0;
   virtual void Join() = 0;
   // First fatal error a queue hit (OK after a normal end of connection).
   virtual absl::Status status() const = 0;
@@ -75,11 +79,15 @@ class QueueThreads {
   // Runs body on a new thread; a non-OK result becomes status() (first wins).
   void Spawn(std::function<absl::Status()> body);
   bool Done() const { return live_.load() == 0; }
+  // Blocks until every spawned thread's body returned or `timeout` passed;
+  // returns Done().
+  bool WaitFor(absl::Duration timeout) const;
   void Join();
   absl::Status status() const;
 
  private:
   std::vector<std::thread> threads_;
+  // Decremented under mu_, so that unlocking it wakes WaitFor.
   std::atomic<unsigned> live_{0};
   mutable Mutex mu_;
   absl::Status status_ ABSL_GUARDED_BY(mu_);

@@ -164,6 +164,7 @@ class ReadTransport final : public Transport {
   }
 
   bool Done() const override { return threads_vec_.Done(); }
+  bool WaitFor(absl::Duration timeout) const override { return threads_vec_.WaitFor(timeout); }
   void Join() override { threads_vec_.Join(); }
   absl::Status status() const override { return threads_vec_.status(); }
 

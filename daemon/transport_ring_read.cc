@@ -237,6 +237,7 @@ class RingReadTransport final : public Transport {
   }
 
   bool Done() const override { return threads_.Done(); }
+  bool WaitFor(absl::Duration timeout) const override { return threads_.WaitFor(timeout); }
   void Join() override { threads_.Join(); }
   absl::Status status() const override { return threads_.status(); }
 

@@ -164,6 +164,10 @@ class UringTransport final : public Transport {
   }
 
   bool Done() const override { return threads_.Done() && side_->Done(); }
+  bool WaitFor(absl::Duration timeout) const override {
+    const absl::Time deadline = absl::Now() + timeout;
+    return threads_.WaitFor(timeout) && side_->WaitFor(deadline - absl::Now());
+  }
   void Join() override {
     threads_.Join();
     side_->Join();
