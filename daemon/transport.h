@@ -49,7 +49,6 @@ struct TransportEnv {
 class Transport {
  public:
   virtual ~Transport() = default;
-  virtual const char* name() const = 0;
   // One line: queues, entries, buffer sizes.
   virtual std::string Describe() const = 0;
   virtual absl::Status Start() = 0;

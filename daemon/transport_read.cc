@@ -131,7 +131,6 @@ class ReadTransport final : public Transport {
       : env_(env), threads_(threads), clone_fds_(clone_fds) {}
   ~ReadTransport() override { Join(); }
 
-  const char* name() const override { return "read"; }
   std::string Describe() const override {
     return absl::StrCat(threads_, " worker thread(s), ", DevSlotSize(env_.max_write) / 1024,
                         " KiB slots");

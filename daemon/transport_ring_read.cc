@@ -196,7 +196,6 @@ class RingReadTransport final : public Transport {
  public:
   explicit RingReadTransport(const TransportEnv& env) : env_(env) {}
   ~RingReadTransport() override { Join(); }
-  const char* name() const override { return "ring-read"; }
   std::string Describe() const override {
     return absl::StrCat(queues_.size(), " queue(s) x ", entries_, " provided buffers of ",
                         slot_size_ >> 10, " KiB, READ_MULTISHOT");

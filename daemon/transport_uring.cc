@@ -51,7 +51,6 @@ class UringTransport final : public Transport {
         rings_(std::move(rings)), side_(std::move(side)) {}
   ~UringTransport() override { Join(); }
 
-  const char* name() const override { return name_.c_str(); }
   std::string Describe() const override {
     size_t bytes = queues_.empty() ? 0 : queues_[0]->policy().buffer_bytes();
     size_t total = 0;
