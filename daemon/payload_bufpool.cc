@@ -5,17 +5,18 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/uring_queue.h"
+#include "uring/base/mapping.h"
 #include "uring/fixed_buffers.h"
 #include "uring/sqe.h"
 #include "uring/uapi.h"
@@ -35,12 +36,9 @@ class BufpoolPolicy final : public PayloadPolicy {
   explicit BufpoolPolicy(const BufpoolOptions& o) : options_(o) {}
   // Runs after the ring is gone (uses_ring_in_destructor() is false): no
   // command takes a pool back, so the kernel may copy into it until then;
-  // closing the ring also drops the fixed-buffer registration.
-  ~BufpoolPolicy() override {
-    if (pool_ != nullptr) munmap(pool_, pool_map_bytes_);
-    if (per_entry_ != nullptr) munmap(per_entry_, per_entry_bytes_);
-    if (headers_ != nullptr) munmap(headers_, headers_bytes_);
-  }
+  // closing the ring also drops the fixed-buffer registration. The
+  // Mappings unmap the memory then.
+  ~BufpoolPolicy() override = default;
   const char* name() const override { return "bufpool"; }
   bool uses_ring_in_destructor() const override { return false; }
 
@@ -69,16 +67,17 @@ class BufpoolPolicy final : public PayloadPolicy {
           " MiB does not fit the 32-bit length of ADD_BUFPOOL (lower -o queue_depth or max_write)"));
     }
     headers_bytes_ = (s.entries * sizeof(fuse_uring_req_header) + page - 1) / page * page;
-    void* h = mmap(nullptr, headers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    void* p = mmap(nullptr, pool_map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (h != MAP_FAILED) headers_ = static_cast<char*>(h);
-    if (p != MAP_FAILED) pool_ = static_cast<char*>(p);
-    if (headers_ == nullptr || pool_ == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat("queue ", qid_, ": cannot map a ",
-                                                       pool_bytes_ >> 10, " KiB buffer pool: ",
-                                                       strerror(errno)));
-    }
+    absl::StatusOr<Mapping> h =
+        Mapping::Anonymous(headers_bytes_, absl::StrCat("queue ", qid_, ": entry headers"));
+    if (!h.ok()) return h.status();
+    headers_map_ = std::move(*h);
+    headers_ = headers_map_.as<char>();
+    absl::StatusOr<Mapping> p = Mapping::Anonymous(
+        pool_map_bytes_,
+        absl::StrCat("queue ", qid_, ": a ", pool_bytes_ >> 10, " KiB buffer pool"));
+    if (!p.ok()) return p.status();
+    pool_map_ = std::move(*p);
+    pool_ = pool_map_.as<char>();
     iov_.resize(s.entries * 2);
     entries_ = s.entries;
 
@@ -251,15 +250,12 @@ class BufpoolPolicy final : public PayloadPolicy {
   absl::Status StartPerEntry(size_t page) {
     registered_ = false;
     zero_copy_ = false;
-    per_entry_bytes_ = (entries_ * buf_size_ + page - 1) / page * page;
-    void* m = mmap(nullptr, per_entry_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    if (m == MAP_FAILED) {
-      per_entry_bytes_ = 0;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "queue ", qid_, ": cannot map per-entry buffers: ", strerror(errno)));
-    }
-    per_entry_ = static_cast<char*>(m);
+    absl::StatusOr<Mapping> m = Mapping::Anonymous((entries_ * buf_size_ + page - 1) / page * page,
+                                                   absl::StrCat("queue ", qid_, ": per-entry buffers"));
+    if (!m.ok()) return m.status();
+    per_entry_map_ = std::move(*m);
+    per_entry_ = per_entry_map_.as<char>();
+    per_entry_bytes_ = per_entry_map_.size();
     return absl::OkStatus();
   }
   // One line per refusal per queue.
@@ -327,7 +323,12 @@ class BufpoolPolicy final : public PayloadPolicy {
   unsigned slot_base_ = 0;
   int table_error_ = 0;
   bool zero_copy_ = false;   // ADD_QUEUE took FUSE_URING_ZERO_COPY
-  char* per_entry_ = nullptr;  // after a refused ADD_BUFPOOL
+  // The memory (unmapped when the policy goes, after the ring), and where
+  // in it each part starts.
+  Mapping headers_map_;
+  Mapping pool_map_;
+  Mapping per_entry_map_;  // after a refused ADD_BUFPOOL
+  char* per_entry_ = nullptr;
   size_t per_entry_bytes_ = 0;
   size_t buf_size_ = 0;
   char* pool_ = nullptr;

@@ -3,13 +3,14 @@
 // merged, so this runs only against the kernel model).
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/uring_queue.h"
+#include "uring/base/mapping.h"
 #include "uring/buffer_ring.h"
 #include "uring/uapi.h"
 
@@ -36,7 +37,7 @@ class KmbufPolicy final : public PayloadPolicy {
     // answers its unregister with EBUSY (pinned) and drops it with the ring.
     buffers_.reset();
     if (headers_registered_) ring_->RegisterRaw(kUnregisterBuffers, nullptr, 0);
-    if (headers_ != nullptr) munmap(headers_, headers_bytes_);
+    // headers_map_ unmaps the headers after this body, unregistered now.
   }
   const char* name() const override { return "kmbuf"; }
   // bgid 0 and the ring's one registered-buffer table (the headers).
@@ -62,13 +63,11 @@ class KmbufPolicy final : public PayloadPolicy {
     buffers_ = std::move(*br);
 
     headers_bytes_ = (s.entries * sizeof(fuse_uring_req_header) + 4095) & ~size_t{4095};
-    void* m = mmap(nullptr, headers_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    if (m == MAP_FAILED) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("queue ", qid_, ": cannot map the entry headers: ", strerror(errno)));
-    }
-    headers_ = static_cast<char*>(m);
+    absl::StatusOr<Mapping> m =
+        Mapping::Anonymous(headers_bytes_, absl::StrCat("queue ", qid_, ": entry headers"));
+    if (!m.ok()) return m.status();
+    headers_map_ = std::move(*m);
+    headers_ = headers_map_.as<char>();
     struct iovec iov = {headers_, headers_bytes_};
     int rc = ring.RegisterRaw(kRegisterBuffers, &iov, 1);
     if (rc < 0) {
@@ -116,6 +115,7 @@ class KmbufPolicy final : public PayloadPolicy {
   unsigned entries_ = 0;
   size_t buf_size_ = 0;
   std::unique_ptr<uring::BufferRing> buffers_;
+  Mapping headers_map_;  // unmapped once the destructor unregistered it
   char* headers_ = nullptr;
   size_t headers_bytes_ = 0;
   bool headers_registered_ = false;

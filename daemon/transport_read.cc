@@ -9,12 +9,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +22,8 @@
 #include "daemon/dev_channel.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/transport.h"
+#include "uring/base/mapping.h"
+#include "uring/base/unique_fd.h"
 
 namespace kmfuse {
 namespace {
@@ -32,10 +34,9 @@ class Worker;
 
 class Slot final : public DevSlotSink {
  public:
-  Slot(Worker* w, size_t size);
-  ~Slot() override { munmap(mem_, size_); }
-  char* mem() const { return mem_; }
-  size_t size() const { return size_; }
+  Slot(Worker* w, Mapping mem) : worker_(w), mem_(std::move(mem)) {}
+  char* mem() const { return mem_.as<char>(); }
+  size_t size() const { return mem_.size(); }
   // Set while the request in the slot was admitted by the session's gate.
   void set_admitted(bool a) { admitted_ = a; }
 
@@ -44,18 +45,17 @@ class Slot final : public DevSlotSink {
 
  private:
   Worker* worker_;
-  char* mem_;
-  size_t size_;
+  Mapping mem_;
   bool admitted_ = false;
 };
 
 class Worker {
  public:
-  Worker(int fd, bool owns_fd, size_t slot_size, proto::Dispatcher* d, RequestGate* gate)
-      : fd_(fd), owns_fd_(owns_fd), slot_size_(slot_size), dispatcher_(d), gate_(gate) {}
-  ~Worker() {
-    if (owns_fd_) close(fd_);
-  }
+  // fd: the /dev/fuse fd to read; `owned` is set for a clone of its own
+  // (closed with the worker), empty when it reads the session's fd.
+  Worker(int fd, UniqueFd owned, size_t slot_size, proto::Dispatcher* d, RequestGate* gate)
+      : fd_(fd), owned_fd_(std::move(owned)), slot_size_(slot_size), dispatcher_(d),
+        gate_(gate) {}
 
   // Returns 0 at the end of the connection, or -errno on a fatal error.
   int Run() {
@@ -92,8 +92,9 @@ class Worker {
   Slot* Acquire() {
     MutexLock l(&mu_);
     if (free_.empty() && all_.size() < kMaxSlots) {
-      auto s = std::make_unique<Slot>(this, slot_size_);
-      if (s->mem() == MAP_FAILED) return nullptr;
+      absl::StatusOr<Mapping> mem = Mapping::Anonymous(slot_size_, "read transport slot");
+      if (!mem.ok()) return nullptr;
+      auto s = std::make_unique<Slot>(this, std::move(*mem));
       free_.push_back(s.get());
       all_.push_back(std::move(s));
     }
@@ -104,7 +105,7 @@ class Worker {
   }
 
   int fd_;
-  bool owns_fd_;
+  UniqueFd owned_fd_;
   size_t slot_size_;
   proto::Dispatcher* dispatcher_;
   RequestGate* gate_;
@@ -112,11 +113,6 @@ class Worker {
   std::vector<Slot*> free_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Slot>> all_ ABSL_GUARDED_BY(mu_);
 };
-
-Slot::Slot(Worker* w, size_t size) : worker_(w), size_(size) {
-  mem_ = static_cast<char*>(
-      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-}
 
 void Slot::Released() {
   const bool admitted = admitted_;
@@ -140,16 +136,17 @@ class ReadTransport final : public Transport {
     size_t slot = DevSlotSize(env_.max_write);
     for (unsigned i = 0; i < threads_; i++) {
       int fd = env_.dev_fd;
-      bool owns = false;
+      UniqueFd clone;
       if (clone_fds_ && i > 0) {
         fd = CloneDevFd(env_.dev_fd, false);
         if (fd < 0) {
           return absl::InternalError(
               absl::StrCat("FUSE_DEV_IOC_CLONE failed: ", strerror(-fd)));
         }
-        owns = true;
+        clone.reset(fd);
       }
-      workers_.push_back(std::make_unique<Worker>(fd, owns, slot, env_.dispatcher, env_.gate));
+      workers_.push_back(
+          std::make_unique<Worker>(fd, std::move(clone), slot, env_.dispatcher, env_.gate));
     }
     for (auto& w : workers_) {
       Worker* worker = w.get();

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,7 @@
 #include "daemon/dev_channel.h"
 #include "daemon/proto/dispatch.h"
 #include "daemon/transport.h"
+#include "uring/base/unique_fd.h"
 #include "uring/buffer_ring.h"
 #include "uring/ring.h"
 #include "uring/sqe.h"
@@ -52,14 +54,15 @@ class BidSink final : public DevSlotSink {
 
 class RingReadQueue {
  public:
-  RingReadQueue(int fd, unsigned entries, size_t slot_size, proto::Dispatcher* d,
+  RingReadQueue(UniqueFd fd, unsigned entries, size_t slot_size, proto::Dispatcher* d,
                 RequestGate* gate)
-      : fd_(fd), entries_(entries), slot_size_(slot_size), dispatcher_(d), gate_(gate) {}
+      : fd_(std::move(fd)), entries_(entries), slot_size_(slot_size), dispatcher_(d),
+        gate_(gate) {}
   ~RingReadQueue() {
+    // The ring and its buffers go before the fds they read (the members
+    // close wake_fd_, then fd_).
     buffers_.reset();
     ring_.reset();
-    if (wake_fd_ >= 0) close(wake_fd_);
-    close(fd_);
   }
 
   absl::Status Setup() {
@@ -82,8 +85,9 @@ class RingReadQueue {
     for (unsigned i = 0; i < entries_; i++) {
       sinks_.push_back(std::make_unique<BidSink>(this, static_cast<uint16_t>(i)));
     }
-    wake_fd_ = eventfd(0, EFD_CLOEXEC);
-    if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+    absl::StatusOr<UniqueFd> wake = UniqueFd::FromSyscall(eventfd(0, EFD_CLOEXEC), "eventfd");
+    if (!wake.ok()) return wake.status();
+    wake_fd_ = std::move(*wake);
     return absl::OkStatus();
   }
 
@@ -134,7 +138,7 @@ class RingReadQueue {
     if (std::this_thread::get_id() != thread_id_) {
       // The queue thread may be waiting for a slot (or for the last reply).
       uint64_t one = 1;
-      ssize_t n = write(wake_fd_, &one, sizeof(one));
+      ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
       (void)n;
     }
   }
@@ -144,7 +148,7 @@ class RingReadQueue {
     in_use_.fetch_add(1);
     char* slot = buffers_->Slot(bid);
     BidSink* sink = sinks_[bid].get();
-    sink->Arm(fd_, slot, slot_size_);
+    sink->Arm(fd_.get(), slot, slot_size_);
     // A stopping session holds the request undispatched until the abort.
     if (gate_ != nullptr && !gate_->Admit(sink)) return;
     sink->set_admitted(gate_ != nullptr);
@@ -153,16 +157,16 @@ class RingReadQueue {
 
   io_uring_sqe* Sqe() { return uring::NextSqe(*ring_); }
   void ArmRead() {
-    uring::PrepReadMultishot(Sqe(), fd_, 0, kReadTag);
+    uring::PrepReadMultishot(Sqe(), fd_.get(), 0, kReadTag);
     armed_ = true;
   }
   void ArmWake() {
     io_uring_sqe* sqe = Sqe();
-    io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof(wake_buf_), 0);
+    io_uring_prep_read(sqe, wake_fd_.get(), &wake_buf_, sizeof(wake_buf_), 0);
     sqe->user_data = kWakeTag;
   }
 
-  int fd_;
+  UniqueFd fd_;
   unsigned entries_;
   size_t slot_size_;
   proto::Dispatcher* dispatcher_;
@@ -172,7 +176,7 @@ class RingReadQueue {
   std::vector<std::unique_ptr<BidSink>> sinks_;
   Mutex recycle_mu_;
   std::atomic<unsigned> in_use_{0};
-  int wake_fd_ = -1;
+  UniqueFd wake_fd_;
   uint64_t wake_buf_ = 0;
   bool armed_ = false;
   bool ended_ = false;
@@ -210,28 +214,30 @@ class RingReadTransport final : public Transport {
       if (fd < 0) {
         return absl::InternalError(absl::StrCat("FUSE_DEV_IOC_CLONE failed: ", strerror(-fd)));
       }
-      auto q = std::make_unique<RingReadQueue>(fd, entries_, slot_size_, env_.dispatcher,
-                                               env_.gate);
+      auto q = std::make_unique<RingReadQueue>(UniqueFd(fd), entries_, slot_size_,
+                                               env_.dispatcher, env_.gate);
       queues_.push_back(std::move(q));
     }
-    std::atomic<unsigned> ready{0};
+    // Start waits until every queue has set up (or failed); the threads
+    // touch these locals only before they count themselves in.
     Mutex setup_mu;
+    unsigned ready = 0;
     absl::Status setup_status;
     for (auto& q : queues_) {
       RingReadQueue* queue = q.get();
       threads_.Spawn([queue, &ready, &setup_mu, &setup_status] {
         // The ring is created on its own thread (single issuer).
         absl::Status s = queue->Setup();
-        if (!s.ok()) {
+        {
           MutexLock l(&setup_mu);
-          if (setup_status.ok()) setup_status = s;
+          if (!s.ok() && setup_status.ok()) setup_status = s;
+          ready++;
         }
-        ready.fetch_add(1);
         return s.ok() ? queue->Run() : s;
       });
     }
-    while (ready.load() < nq) absl::SleepFor(absl::Milliseconds(1));
     MutexLock l(&setup_mu);
+    setup_mu.Await([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(setup_mu) { return ready == nq; });
     return setup_status;
   }
 

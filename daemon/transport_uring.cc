@@ -149,7 +149,7 @@ class UringTransport final : public Transport {
     }
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.
-    while (registered_.load() < queues_.size()) absl::SleepFor(absl::Milliseconds(1));
+    registered_.WaitFor(static_cast<unsigned>(queues_.size()));
     // Opens get FOPEN_IO_URING_ZERO_COPY only when every queue is a
     // zero-copy queue. 7.3 accepts the flag anyway (the cross-check shows a
     // request on a queue without zero-copy then uses the pool buffer), but
@@ -188,7 +188,7 @@ class UringTransport final : public Transport {
   std::vector<std::unique_ptr<UringWorker>> workers_;
   unsigned entries_ = 0;
   uint64_t budget_ = 0;
-  std::atomic<unsigned> registered_{0};
+  QueueCounter registered_;
   std::atomic<bool> zero_copy_ready_{false};
   QueueThreads threads_;
 };

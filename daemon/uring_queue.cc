@@ -22,6 +22,7 @@
 #include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
 #include "fs/plan_executor.h"
+#include "uring/base/mapping.h"
 #include "uring/fixed_buffers.h"
 #include "uring/sqe.h"
 
@@ -48,9 +49,6 @@ constexpr uint64_t kFixedOpBit = uint64_t{1} << 41;
 // through iovecs and the payload never moves.
 class PerEntryPolicy final : public PayloadPolicy {
  public:
-  ~PerEntryPolicy() override {
-    if (mem_ != nullptr) munmap(mem_, bytes_);
-  }
   const char* name() const override { return "per-entry"; }
 
   absl::Status Setup(uring::IoRing&, const PolicySetup& s) override {
@@ -64,14 +62,12 @@ class PerEntryPolicy final : public PayloadPolicy {
     payload_ = (s.payload_size + page - 1) / page * page;
     headers_bytes_ = (entries * sizeof(fuse_uring_req_header) + 4095) & ~size_t{4095};
     bytes_ = headers_bytes_ + entries * payload_;
-    void* m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-      mem_ = nullptr;
-      return absl::ResourceExhaustedError(
-          absl::StrCat("queue ", qid, ": cannot map ", bytes_ >> 20, " MiB of buffers: ",
-                       strerror(errno), " (lower -o queue_depth or -o max_write)"));
-    }
-    mem_ = static_cast<char*>(m);
+    absl::StatusOr<Mapping> m = Mapping::Anonymous(
+        bytes_, absl::StrCat("queue ", qid, ": ", bytes_ >> 20,
+                             " MiB of buffers (lower -o queue_depth or -o max_write)"));
+    if (!m.ok()) return m.status();
+    mem_map_ = std::move(*m);
+    mem_ = mem_map_.as<char>();
     iov_.resize(entries * 2);
     return absl::OkStatus();
   }
@@ -105,6 +101,8 @@ class PerEntryPolicy final : public PayloadPolicy {
   size_t payload_ = 0;
   size_t headers_bytes_ = 0;
   size_t bytes_ = 0;
+  // Headers and payloads; unmapped when the policy goes, after the ring.
+  Mapping mem_map_;
   char* mem_ = nullptr;
   std::vector<struct iovec> iov_;  // must stay valid while REGISTER is in flight
 };
@@ -263,8 +261,6 @@ UringQueue::~UringQueue() {
   // gone already. The kernel may write into the policy's memory until then.
   own_worker_.reset();
   policy_.reset();
-  if (mailbox_fd_ >= 0) close(mailbox_fd_);
-  if (staging_fd_ >= 0) close(staging_fd_);
 }
 
 const char* UringEntry::StateName(State s) {
@@ -356,7 +352,7 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len,
     mailbox_.push_back(e);
   }
   uint64_t one = 1;
-  ssize_t n = write(mailbox_fd_, &one, sizeof(one));
+  ssize_t n = write(mailbox_fd_.get(), &one, sizeof(one));
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
@@ -456,7 +452,7 @@ void UringQueue::HandOver(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t o
     mailbox_.push_back(e);
   }
   uint64_t one = 1;
-  ssize_t n = write(mailbox_fd_, &one, sizeof(one));
+  ssize_t n = write(mailbox_fd_.get(), &one, sizeof(one));
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
@@ -501,8 +497,8 @@ void UringQueue::SubmitFixed(UringEntry* e) {
 }
 
 int UringQueue::StagingFd() {
-  if (staging_fd_ < 0) staging_fd_ = memfd_create("kmfused-zero-copy-staging", MFD_CLOEXEC);
-  return staging_fd_;
+  if (!staging_fd_) staging_fd_.reset(memfd_create("kmfused-zero-copy-staging", MFD_CLOEXEC));
+  return staging_fd_.get();
 }
 
 void UringQueue::FinishFixed(UringEntry* e, int32_t res) {
@@ -572,7 +568,7 @@ void UringQueue::EndFixed(UringEntry* e, int32_t error, size_t done) {
     // The caller's bytes are in the memfd: into the data span, then the
     // filesystem answers the WRITE again, from memory this time.
     ssize_t n = error == 0 && done == e->zc_len_
-                    ? pread(staging_fd_, e->payload_, e->zc_len_,
+                    ? pread(staging_fd_.get(), e->payload_, e->zc_len_,
                             static_cast<off_t>(uint64_t{e->index()} * cfg_.payload_size))
                     : -1;
     if (n != static_cast<ssize_t>(e->zc_len_)) {
@@ -628,7 +624,7 @@ void UringQueue::QueueCommitSqe(UringEntry* e) {
 
 void UringQueue::ArmMailbox() {
   io_uring_sqe* sqe = uring::NextSqe(*ring_);
-  io_uring_prep_read(sqe, mailbox_fd_, &mailbox_buf_, sizeof(mailbox_buf_), 0);
+  io_uring_prep_read(sqe, mailbox_fd_.get(), &mailbox_buf_, sizeof(mailbox_buf_), 0);
   sqe->user_data = ud_base_ | kMailboxTag;
 }
 
@@ -767,7 +763,7 @@ void UringQueue::Deliver(UringEntry* e) {
       e);
 }
 
-absl::Status UringQueue::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {
+absl::Status UringQueue::Run(const RingFactory& ring_factory, QueueCounter* registered) {
   std::vector<int> pin;
   if (cfg_.pin_cpu >= 0) pin.push_back(cfg_.pin_cpu);
   own_worker_ = std::make_unique<UringWorker>(std::vector<UringQueue*>{this}, std::move(pin));
@@ -788,8 +784,10 @@ absl::Status UringQueue::SetUp(uring::IoRing* ring, const PolicySetup& setup) {
     }
     return s;
   }
-  mailbox_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (mailbox_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  absl::StatusOr<UniqueFd> mailbox =
+      UniqueFd::FromSyscall(eventfd(0, EFD_CLOEXEC), absl::StrCat("queue ", cfg_.qid, ": eventfd"));
+  if (!mailbox.ok()) return mailbox.status();
+  mailbox_fd_ = std::move(*mailbox);
   active_ = true;
   return absl::OkStatus();
 }
@@ -809,7 +807,7 @@ absl::Status UringQueue::Begin() {
   if (cfg_.gate != nullptr) {
     // A quiescing session wakes the thread so the commits it queued get
     // submitted and reported (the thread may sleep in io_uring_enter).
-    const int wake_fd = mailbox_fd_;
+    const int wake_fd = mailbox_fd_.get();
     cfg_.gate->AddWaker([wake_fd] {
       uint64_t one = 1;
       ssize_t n = write(wake_fd, &one, sizeof(one));
@@ -889,7 +887,7 @@ absl::Status UringWorker::SetUp(const RingFactory& ring_factory) {
   return absl::OkStatus();
 }
 
-absl::Status UringWorker::Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered) {
+absl::Status UringWorker::Run(const RingFactory& ring_factory, QueueCounter* registered) {
   if (!pin_cpus_.empty()) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -901,7 +899,7 @@ absl::Status UringWorker::Run(const RingFactory& ring_factory, std::atomic<unsig
   }
   absl::Status s = SetUp(ring_factory);
   int rc = s.ok() && Live() ? ring_->Submit() : 0;
-  if (registered) registered->fetch_add(static_cast<unsigned>(queues_.size()));
+  if (registered) registered->Add(static_cast<unsigned>(queues_.size()));
   if (!s.ok()) return s;
   if (rc < 0) return absl::InternalError(absl::StrCat("io_uring_enter: ", strerror(-rc)));
 

@@ -60,6 +60,7 @@
 #include "daemon/request_gate.h"
 #include "kmfuse/fuse_abi.h"
 #include "kmfuse/reply.h"
+#include "uring/base/unique_fd.h"
 #include "uring/io_ring.h"
 
 namespace kmfuse {
@@ -334,6 +335,36 @@ struct UringQueueStats {
 
 class UringWorker;
 
+// How many queues have submitted their REGISTERs (or failed before that):
+// UringWorker::Run adds to it, whoever starts the workers waits on it.
+// Thread-safe.
+class QueueCounter {
+ public:
+  void Add(unsigned n) {
+    MutexLock l(&mu_);
+    count_ += n;
+  }
+  unsigned count() const {
+    MutexLock l(&mu_);
+    return count_;
+  }
+  // Blocks until the count reaches n.
+  void WaitFor(unsigned n) const {
+    MutexLock l(&mu_);
+    mu_.Await([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ >= n; });
+  }
+  // As WaitFor, giving up after timeout: false if the count is still below n.
+  bool WaitFor(unsigned n, absl::Duration timeout) const {
+    MutexLock l(&mu_);
+    return mu_.AwaitWithTimeout(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ >= n; }, timeout);
+  }
+
+ private:
+  mutable Mutex mu_;
+  unsigned count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class UringQueue {
  public:
   UringQueue(const UringQueueConfig& cfg, std::unique_ptr<PayloadPolicy> policy,
@@ -344,9 +375,9 @@ class UringQueue {
 
   // Runs the queue alone (a worker of its own, pinned to cfg.pin_cpu) on
   // the calling thread until every entry is dead (the connection ended) or
-  // a fatal error. `registered` is bumped once all of this queue's
-  // REGISTERs are submitted.
-  absl::Status Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered);
+  // a fatal error. `registered` gets 1 once all of this queue's REGISTERs
+  // are submitted.
+  absl::Status Run(const RingFactory& ring_factory, QueueCounter* registered);
 
   uint16_t qid() const { return cfg_.qid; }
   unsigned entries() const { return cfg_.entries; }
@@ -422,12 +453,12 @@ class UringQueue {
   std::atomic<bool> uring_off_{false};
   // Zero-copy fallbacks (O_DIRECT alignment the fixed op cannot meet):
   // bytes pass through this memfd, entry i at offset i * payload_size.
-  int staging_fd_ = -1;
+  UniqueFd staging_fd_;
   std::vector<char> staging_buf_;
 
   // Commits from other threads (async replies): handed to the queue thread,
   // which alone submits to its ring.
-  int mailbox_fd_ = -1;
+  UniqueFd mailbox_fd_;
   uint64_t mailbox_buf_ = 0;
   Mutex mailbox_mu_;
   std::vector<UringEntry*> mailbox_ ABSL_GUARDED_BY(mailbox_mu_);
@@ -449,9 +480,9 @@ class UringWorker {
   UringWorker(const UringWorker&) = delete;
   UringWorker& operator=(const UringWorker&) = delete;
 
-  // `registered` is bumped once per queue when its REGISTERs are submitted
-  // (or the worker failed before that).
-  absl::Status Run(const RingFactory& ring_factory, std::atomic<unsigned>* registered);
+  // `registered` gets one per queue when its REGISTERs are submitted (or
+  // the worker failed before that).
+  absl::Status Run(const RingFactory& ring_factory, QueueCounter* registered);
   const std::vector<UringQueue*>& queues() const { return queues_; }
 
  private:

@@ -75,10 +75,7 @@ absl::Status ModelHarness::Start() {
     for (uint16_t q = 0; q < queues_.size(); q++) qs.push_back(q);
   }
   for (uint16_t q : qs) StartQueue(q);
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (registered_.load() < qs.size() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  registered_.WaitFor(static_cast<unsigned>(qs.size()), absl::Seconds(10));
   absl::Status st = QueueStatus();
   if (st.ok() && options_.zero_copy_ready) zero_copy_ready_.store(true, std::memory_order_release);
   return st;

@@ -106,7 +106,7 @@ class ModelHarness {
   std::unique_ptr<proto::Dispatcher> dispatcher_;
   std::vector<std::unique_ptr<UringQueue>> queues_;
   std::vector<std::thread> threads_;
-  std::atomic<unsigned> registered_{0};
+  QueueCounter registered_;
   std::atomic<bool> zero_copy_ready_{false};
   std::atomic<unsigned> exited_{0};
   unsigned started_ = 0;
