@@ -185,9 +185,11 @@ int Serve(const CommandLine& cl) {
     }
     return 1;
   }
-  fprintf(stderr, "kmfused: serving %s at %s: %s\n", cl.source.c_str(),
-          (*server)->mountpoint().c_str(), (*server)->SelectionLog().c_str());
-  fprintf(stderr, "kmfused: %s\n", (*server)->Describe().c_str());
+  // Both lines in one write (stderr is unbuffered, one fprintf is one
+  // write): whoever waits for the serving line finds the description with it.
+  fprintf(stderr, "kmfused: serving %s at %s: %s\nkmfused: %s\n", cl.source.c_str(),
+          (*server)->mountpoint().c_str(), (*server)->SelectionLog().c_str(),
+          (*server)->Describe().c_str());
   if (ready[1] >= 0) {
     char status = 0;
     ssize_t w = write(ready[1], &status, 1);
