@@ -9,9 +9,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -397,6 +400,41 @@ TEST(ServerOptionsTest, RejectsBadOptionsWithClearMessages) {
   // A well-formed request for a mountpoint that does not exist names it.
   EXPECT_NE(start_error(o).find("/nonexistent-kmfuse-mountpoint"), std::string::npos);
   EXPECT_FALSE(Server::Start(nullptr, o).ok());
+}
+
+// WaitForSignal, the one signal loop (kmfused's and Run's): a blocked signal
+// that arrives returns its number and leaves the mount served; an external
+// unmount returns 0.
+TEST(ServerSignalTest, WaitForSignalReturnsTheSignalOrZeroOnExternalUnmount) {
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) GTEST_SKIP() << "/dev/fuse: " << strerror(errno);
+  close(fd);
+  if (geteuid() != 0) GTEST_SKIP() << "the external unmount below needs root (umount2)";
+  TempDir mnt;  // declared first: removed only after the mount is gone
+  sigset_t sigs, old_mask;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGUSR1);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &sigs, &old_mask), 0);
+  std::unique_ptr<MemFs> fs = MemFs::Create();
+  ServerOptions o;
+  o.mountpoint = mnt.path();
+  o.transport = TransportKind::kRead;
+  o.threads = 1;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(fs.get(), o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // To this thread only: blocked here, so it stays pending for WaitForSignal.
+  ASSERT_EQ(pthread_kill(pthread_self(), SIGUSR1), 0);
+  EXPECT_EQ((*server)->WaitForSignal(sigs), SIGUSR1);
+  EXPECT_FALSE((*server)->Done());
+  struct stat st;
+  EXPECT_EQ(stat(mnt.path().c_str(), &st), 0) << strerror(errno);  // still served
+
+  ASSERT_EQ(umount2(mnt.path().c_str(), 0), 0) << strerror(errno);
+  EXPECT_EQ((*server)->WaitForSignal(sigs), 0);
+  EXPECT_TRUE((*server)->Done());
+  EXPECT_TRUE((*server)->Stop().ok());
+  server->reset();
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 }
 
 TEST(ServerOptionsTest, DevFdIsClosedWhenStartFails) {
