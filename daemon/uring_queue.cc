@@ -912,6 +912,19 @@ absl::Status UringWorker::Run(const RingFactory& ring_factory, QueueCounter* reg
       submitting += q->gate_unsubmitted_;
       q->gate_unsubmitted_ = 0;
     }
+    if (gate != nullptr && submitting != 0 && gate->quiescing()) {
+      // Stopping: report the commits as soon as they are submitted, not
+      // after the next completion. The next request of the caller that
+      // was answered may reach another queue (or be held by the gate), so
+      // this ring may see no completion until the abort, and the session
+      // would wait out its whole grace for these commits. (A quiesce that
+      // starts after this check wakes the ring through the mailbox.)
+      rc = ring_->Submit();
+      if (rc >= 0) {
+        gate->Done(submitting);
+        submitting = 0;
+      }
+    }
     rc = ring_->SubmitAndWait(1);
     if (gate != nullptr) {
       // rc >= 0: every queued SQE was submitted (a COMMIT_AND_FETCH hands its
