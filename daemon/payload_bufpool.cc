@@ -157,7 +157,7 @@ class BufpoolPolicy final : public PayloadPolicy {
     sqe->len = 2;
   }
   void PrepCommit(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t ud) override {
-    PrepCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e.commit_id(), ud);
+    PrepCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e.unique(), ud);
   }
   int OnDelivered(UringEntry& e, uint32_t) override {
     if (per_entry_ != nullptr) return 0;  // the entry's own buffer, set at REGISTER
@@ -199,10 +199,10 @@ class BufpoolPolicy final : public PayloadPolicy {
   // Every SQE of a queue with a registered pool names the same fixed buffer
   // (the first slot of the queue's range: slot 0 on a ring of its own; 7.3
   // accepts the pool in any slot, see the cross-check).
-  void PrepCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t op, uint64_t commit_id, uint64_t ud,
+  void PrepCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t op, uint64_t unique, uint64_t ud,
                uint16_t zc_slot = 0) {
     abi::fuse_uring_cmd_req_v46 req{};
-    req.commit_id = commit_id;
+    req.commit_id = unique;
     req.qid = qid_;
     if (op == abi::FUSE_IO_URING_CMD_ADD_QUEUE && zero_copy_) {
       req.flags = abi::FUSE_URING_ZERO_COPY;

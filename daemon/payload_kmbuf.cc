@@ -91,7 +91,7 @@ class KmbufPolicy final : public PayloadPolicy {
     sqe->buf_index = e.index();
   }
   void PrepCommit(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t ud) override {
-    PrepFuseUringCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, e.commit_id(), qid_,
+    PrepFuseUringCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, e.unique(), qid_,
                      ud);
     sqe->uring_cmd_flags |= uring::kUringCmdFixed;
     sqe->buf_index = e.index();

@@ -86,7 +86,7 @@ class PerEntryPolicy final : public PayloadPolicy {
     sqe->len = 2;
   }
   void PrepCommit(io_uring_sqe* sqe, int fuse_fd, UringEntry& e, uint64_t ud) override {
-    PrepFuseUringCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, e.commit_id(),
+    PrepFuseUringCmd(sqe, fuse_fd, abi::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, 0, e.unique(),
                      qid_, ud);
   }
   int OnDelivered(UringEntry&, uint32_t) override { return 0; }
@@ -208,10 +208,10 @@ bool HasPoolPayload(uint32_t opcode) {
 }
 
 void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t flags,
-                      uint64_t commit_id, uint16_t qid, uint64_t user_data) {
+                      uint64_t unique, uint16_t qid, uint64_t user_data) {
   fuse_uring_cmd_req req{};
   req.flags = flags;
-  req.commit_id = commit_id;
+  req.commit_id = unique;  // the kernel's commit id is the request's unique
   req.qid = qid;
   // 24 bytes always fit the 80-byte SQE128 command area.
   bool fits = uring::PrepUringCmd(sqe, true, fuse_fd, cmd_op, &req, sizeof(req), user_data);
@@ -338,7 +338,7 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len,
   }
   e->zero_copy_ = false;
   // Headers are written by whichever thread answers; it owns the entry now.
-  proto::WriteReplyHeader(e->header_->in_out, e->commit_id_, error, args_len);
+  proto::WriteReplyHeader(e->header_->in_out, e->unique_, error, args_len);
   abi::fuse_uring_ent_in_out ent;
   std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
   ent.payload_sz = static_cast<uint32_t>(args_len);
@@ -668,7 +668,7 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
   UringEntry* e = entries_[c.user_data].get();
   if (c.res < 0) {
     int err = -c.res;
-    if (err == EAGAIN && e->state() == UringEntry::State::kInKernel && e->commit_id_ == 0) {
+    if (err == EAGAIN && e->state() == UringEntry::State::kInKernel && e->unique_ == 0) {
       // REGISTER raced INIT processing: resubmit, as the kernel asks.
       io_uring_sqe* sqe = ring_->GetSqe();
       if (sqe != nullptr) {
@@ -687,14 +687,14 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
                 "kmfused: queue %u: %s returned EOPNOTSUPP: FUSE-over-io_uring is off on this "
                 "connection (the kernel switches it off after a failed REGISTER); serving "
                 "requests through /dev/fuse\n",
-                cfg_.qid, e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER");
+                cfg_.qid, e->unique_ ? "COMMIT_AND_FETCH" : "REGISTER");
       }
       return;
     }
     if (err != ENOTCONN && err != ECONNABORTED && err != ECANCELED && err != ENODEV &&
         fatal_.ok()) {
       fatal_ = absl::InternalError(absl::StrCat("queue ", cfg_.qid, " entry ", e->index(), ": ",
-                                                e->commit_id_ ? "COMMIT_AND_FETCH" : "REGISTER",
+                                                e->unique_ ? "COMMIT_AND_FETCH" : "REGISTER",
                                                 " failed: ", strerror(err)));
       fprintf(stderr, "kmfused: %s\n", std::string(fatal_.message()).c_str());
     }
@@ -705,7 +705,7 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
   requests_.fetch_add(1, std::memory_order_relaxed);
   abi::fuse_uring_ent_in_out ent;
   std::memcpy(&ent, &e->header_->ring_ent_in_out, sizeof(ent));
-  e->commit_id_ = ent.commit_id;
+  e->unique_ = ent.commit_id;
   e->zero_copy_ = false;
   e->zc_fixed_answer_ = false;
   e->zc_len_ = 0;
@@ -713,8 +713,8 @@ void UringQueue::HandleCompletion(const uring::Completion& c) {
     abi::fuse_in_header in;
     std::memcpy(&in, e->header_->in_out, sizeof(in));
     e->opcode_ = in.opcode;
-    // The kernel makes commit_id the request's unique.
-    if (in.unique != e->commit_id_) e->commit_id_ = in.unique;
+    // The kernel makes the commit id (ent_in_out.commit_id) the request's unique.
+    if (in.unique != e->unique_) e->unique_ = in.unique;
   }
   if (int rc = policy_->OnDelivered(*e, c.flags); rc != 0) {
     fprintf(stderr, "kmfused: queue %u entry %u: kernel reported an impossible buffer: %s\n",

@@ -90,7 +90,9 @@ class UringEntry final : public ReplySink {
   // the request none (bufpool: a request without a copyable payload).
   char* payload() const { return payload_; }
   void set_payload(char* p) { payload_ = p; }
-  uint64_t commit_id() const { return commit_id_; }
+  // The current request's unique, which the kernel also uses as the commit id
+  // (fuse_uring_cmd_req::commit_id) of its COMMIT_AND_FETCH.
+  uint64_t unique() const { return unique_; }
 
   // ReplySink: valid only in kDaemon. Empty when payload() is nullptr.
   absl::Span<char> ArgArea() override;
@@ -130,7 +132,7 @@ class UringEntry final : public ReplySink {
   uint16_t index_;
   abi::fuse_uring_req_header* header_;
   char* payload_ = nullptr;
-  uint64_t commit_id_ = 0;
+  uint64_t unique_ = 0;
   uint32_t opcode_ = 0;
   // Zero-copy request state (see zero_copy()): the registered bytes (the
   // READ or WRITE size), and whether the answer came from a fixed op.
@@ -307,7 +309,7 @@ std::unique_ptr<PayloadPolicy> MakeBufpoolPolicy(const BufpoolOptions& options);
 
 // Builds the SQE for a FUSE uring command with the 6.14 24-byte command.
 void PrepFuseUringCmd(io_uring_sqe* sqe, int fuse_fd, uint32_t cmd_op, uint64_t flags,
-                      uint64_t commit_id, uint16_t qid, uint64_t user_data);
+                      uint64_t unique, uint16_t qid, uint64_t user_data);
 
 struct UringQueueConfig {
   uint16_t qid = 0;
