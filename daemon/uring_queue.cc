@@ -35,10 +35,10 @@ using abi::fuse_uring_req_header;
 // user_data on a worker's ring: bits 16..31 name the queue (its place in
 // the worker), the rest is the queue's own: an entry's index (< 65536) for
 // its URING_CMDs, | kBackendReadBit for a backend read, | kFixedOpBit for a
-// zero-copy fixed op, kMailboxTag for the mailbox read.
+// zero-copy fixed op, kWakeTag for the wake fd read.
 constexpr unsigned kQueueShift = 16;
 constexpr uint64_t kQueueBits = uint64_t{0xffff} << kQueueShift;
-constexpr uint64_t kMailboxTag = uint64_t{1} << 42;
+constexpr uint64_t kWakeTag = uint64_t{1} << 42;
 // user_data of a backend read: entry index | kBackendReadBit; of a
 // zero-copy fixed op: entry index | kFixedOpBit.
 constexpr uint64_t kBackendReadBit = uint64_t{1} << 40;
@@ -348,11 +348,11 @@ void UringQueue::CommitFromEntry(UringEntry* e, int32_t error, size_t args_len,
     return;
   }
   {
-    MutexLock l(&mailbox_mu_);
-    mailbox_.push_back(e);
+    MutexLock l(&wake_mu_);
+    wake_list_.push_back(e);
   }
   uint64_t one = 1;
-  ssize_t n = write(mailbox_fd_.get(), &one, sizeof(one));
+  ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
@@ -400,7 +400,7 @@ void UringQueue::StartBackendRead(UringEntry* e, FdPlan plan) {
       std::min(plan.len, e->payload_ != nullptr ? policy_->payload_capacity() : size_t{0});
   // Only the queue thread submits to its ring (single issuer): the thread
   // that answered reads into the payload buffer itself, as it would have
-  // written any other reply there, and the commit goes through the mailbox.
+  // written any other reply there, and the commit goes through the wake list.
   if (std::this_thread::get_id() != thread_id_) return ReadNowAndCommit(e, plan, len);
   // Data already in memory (page cache, tmpfs) is cheapest to copy right
   // here: a ring round trip would cost an extra io_uring_enter per request.
@@ -448,11 +448,11 @@ void UringQueue::HandOver(UringEntry* e, UringEntry::FdOp op, int fd, uint64_t o
   e->read_len_ = len;
   e->start_op_ = true;
   {
-    MutexLock l(&mailbox_mu_);
-    mailbox_.push_back(e);
+    MutexLock l(&wake_mu_);
+    wake_list_.push_back(e);
   }
   uint64_t one = 1;
-  ssize_t n = write(mailbox_fd_.get(), &one, sizeof(one));
+  ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
   (void)n;  // an eventfd write only fails on counter overflow, which cannot happen here
 }
 
@@ -622,17 +622,17 @@ void UringQueue::QueueCommitSqe(UringEntry* e) {
   }
 }
 
-void UringQueue::ArmMailbox() {
+void UringQueue::ArmWake() {
   io_uring_sqe* sqe = uring::NextSqe(*ring_);
-  io_uring_prep_read(sqe, mailbox_fd_.get(), &mailbox_buf_, sizeof(mailbox_buf_), 0);
-  sqe->user_data = ud_base_ | kMailboxTag;
+  io_uring_prep_read(sqe, wake_fd_.get(), &wake_buf_, sizeof(wake_buf_), 0);
+  sqe->user_data = ud_base_ | kWakeTag;
 }
 
-void UringQueue::DrainMailbox() {
+void UringQueue::DrainWakeList() {
   std::vector<UringEntry*> batch;
   {
-    MutexLock l(&mailbox_mu_);
-    batch.swap(mailbox_);
+    MutexLock l(&wake_mu_);
+    batch.swap(wake_list_);
   }
   for (UringEntry* e : batch) {
     if (e->start_op_) {
@@ -645,9 +645,9 @@ void UringQueue::DrainMailbox() {
 }
 
 void UringQueue::HandleCompletion(const uring::Completion& c) {
-  if (c.user_data == kMailboxTag) {
-    DrainMailbox();
-    if (live_ > 0) ArmMailbox();
+  if (c.user_data == kWakeTag) {
+    DrainWakeList();
+    if (live_ > 0) ArmWake();
     return;
   }
   if (c.user_data & kBackendReadBit) {
@@ -784,10 +784,10 @@ absl::Status UringQueue::SetUp(uring::IoRing* ring, const PolicySetup& setup) {
     }
     return s;
   }
-  absl::StatusOr<UniqueFd> mailbox =
+  absl::StatusOr<UniqueFd> wake =
       UniqueFd::FromSyscall(eventfd(0, EFD_CLOEXEC), absl::StrCat("queue ", cfg_.qid, ": eventfd"));
-  if (!mailbox.ok()) return mailbox.status();
-  mailbox_fd_ = std::move(*mailbox);
+  if (!wake.ok()) return wake.status();
+  wake_fd_ = std::move(*wake);
   active_ = true;
   return absl::OkStatus();
 }
@@ -803,11 +803,11 @@ absl::Status UringQueue::Begin() {
     policy_->PrepRegister(sqe, cfg_.fuse_fd, *e, Tag(e.get()));
   }
   live_ = cfg_.entries;
-  ArmMailbox();
+  ArmWake();
   if (cfg_.gate != nullptr) {
     // A quiescing session wakes the thread so the commits it queued get
     // submitted and reported (the thread may sleep in io_uring_enter).
-    const int wake_fd = mailbox_fd_.get();
+    const int wake_fd = wake_fd_.get();
     cfg_.gate->AddWaker([wake_fd] {
       uint64_t one = 1;
       ssize_t n = write(wake_fd, &one, sizeof(one));
@@ -857,7 +857,7 @@ absl::Status UringWorker::SetUp(const RingFactory& ring_factory) {
     entries += q->cfg_.entries;
     slots += q->policy_->fixed_slots(q->cfg_.entries);
   }
-  // SQ: one SQE per entry plus each mailbox read, with room to spare; the
+  // SQ: one SQE per entry plus each wake fd read, with room to spare; the
   // SQ is flushed when full, the CQ (twice the SQ) overflows into the
   // kernel's list rather than dropping completions.
   const unsigned sq = std::min<unsigned>(4096, entries * 2 + 4 * static_cast<unsigned>(queues_.size()));
@@ -918,7 +918,7 @@ absl::Status UringWorker::Run(const RingFactory& ring_factory, QueueCounter* reg
       // was answered may reach another queue (or be held by the gate), so
       // this ring may see no completion until the abort, and the session
       // would wait out its whole grace for these commits. (A quiesce that
-      // starts after this check wakes the ring through the mailbox.)
+      // starts after this check wakes the ring through the wake fd.)
       rc = ring_->Submit();
       if (rc >= 0) {
         gate->Done(submitting);

@@ -21,8 +21,8 @@
 //                    to the queue thread; that operation alone touches the
 //                    buffers and commits when it ends.
 //   kCommitQueued -> answered: the reply header is written and the
-//                    COMMIT_AND_FETCH waits for the queue thread (the
-//                    mailbox, when answered from another thread).
+//                    COMMIT_AND_FETCH waits for the queue thread (on its
+//                    wake list, when answered from another thread).
 //   kDead         -> the kernel ended the entry (teardown).
 // The moves:
 //   kNew -> kInKernel (REGISTER)
@@ -96,12 +96,12 @@ class UringEntry final : public ReplySink {
 
   // ReplySink: valid only in kDaemon. Empty when payload() is nullptr.
   absl::Span<char> ArgArea() override;
-  // Executes the answer. kArgs: COMMIT_AND_FETCH (through the mailbox from
+  // Executes the answer. kArgs: COMMIT_AND_FETCH (through the wake list from
   // another thread). A READ plan: on the queue thread the data is read
   // where it is cheapest (RWF_NOWAIT copy, plain read, or IORING_OP_READ on
   // the queue's own ring, chosen once per file from the plan's fd_flags)
   // and the commit follows; on another thread it is read there, into the
-  // payload buffer, and the commit goes through the mailbox. A zero-copy
+  // payload buffer, and the commit goes through the wake list. A zero-copy
   // READ (FUSE_URING_ENT_ZERO_COPY) is IORING_OP_READ_FIXED into the
   // caller's pages in the entry's slot, handed to the queue thread when
   // committed elsewhere; likewise a WRITE plan (WRITE_FIXED from the
@@ -141,7 +141,7 @@ class UringEntry final : public ReplySink {
   bool zc_fixed_answer_ = false;
   // The fd operation in flight for this entry.
   FdOp op_ = FdOp::kNone;
-  bool start_op_ = false;  // mailbox: start op_ instead of committing
+  bool start_op_ = false;  // wake list: start op_ instead of committing
   // The current request was admitted by the session's gate; its commit is
   // reported to the gate once submitted.
   bool admitted_ = false;
@@ -400,12 +400,12 @@ class UringQueue {
   // entry's index.
   uint64_t Tag(const UringEntry* e) const { return ud_base_ | e->index(); }
   // Worker phases on the worker thread: the policy's Setup (every queue of
-  // the ring before any REGISTER), then the REGISTERs and the mailbox read.
+  // the ring before any REGISTER), then the REGISTERs and the wake fd read.
   absl::Status SetUp(uring::IoRing* ring, const PolicySetup& setup);
   absl::Status Begin();
   // Answers e with arguments already in its payload buffer: claims it
   // (`from` -> kCommitQueued), writes the reply header and queues the
-  // COMMIT_AND_FETCH (through the mailbox from another thread).
+  // COMMIT_AND_FETCH (through the wake list from another thread).
   void CommitFromEntry(UringEntry* e, int32_t error, size_t args_len,
                        UringEntry::State from = UringEntry::State::kDaemon);
   void StartBackendRead(UringEntry* e, FdPlan plan);
@@ -426,8 +426,8 @@ class UringQueue {
   void Deliver(UringEntry* e);
   void QueueCommitSqe(UringEntry* e);
   void HandleCompletion(const uring::Completion& c);
-  void DrainMailbox();
-  void ArmMailbox();
+  void DrainWakeList();
+  void ArmWake();
   [[noreturn]] void OwnershipBug(const UringEntry& e, const char* what) const;
   [[noreturn]] void OwnershipBug(const UringEntry& e, const char* what,
                                  UringEntry::State seen) const;
@@ -458,12 +458,13 @@ class UringQueue {
   UniqueFd staging_fd_;
   std::vector<char> staging_buf_;
 
-  // Commits from other threads (async replies): handed to the queue thread,
-  // which alone submits to its ring.
-  UniqueFd mailbox_fd_;
-  uint64_t mailbox_buf_ = 0;
-  Mutex mailbox_mu_;
-  std::vector<UringEntry*> mailbox_ ABSL_GUARDED_BY(mailbox_mu_);
+  // The wake: commits from other threads (async replies) go on the wake
+  // list, and a write to the wake fd (an eventfd whose read is armed on the
+  // ring) wakes the queue thread, which alone submits to its ring.
+  UniqueFd wake_fd_;
+  uint64_t wake_buf_ = 0;
+  Mutex wake_mu_;
+  std::vector<UringEntry*> wake_list_ ABSL_GUARDED_BY(wake_mu_);
 };
 
 // One serving thread with one ring for one or several queues (see the top

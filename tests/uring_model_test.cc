@@ -181,7 +181,7 @@ TEST_P(UringModelTest, MoreRequestsThanEntries) {
 }
 
 // The daemon's async path: replies come from another thread (through the
-// queue's mailbox eventfd read).
+// queue's wake fd read).
 class AsyncFs : public FileSystem {
  public:
   explicit AsyncFs(FileSystem* inner) : inner_(inner), worker_([this] { Loop(); }) {}
@@ -433,7 +433,7 @@ class FdFileFs : public FileSystem {
 // READ plans (Reply::DataFromFd) on copy queues, every policy: executed on
 // the queue thread (a copy into the payload buffer that cannot block) and
 // committed from another thread (read there into the payload buffer, the
-// commit through the mailbox). The bytes arrive intact, short past EOF, and
+// commit through the wake list). The bytes arrive intact, short past EOF, and
 // no buffer is touched after its commit.
 class ReadPlanTest : public ::testing::TestWithParam<Variant> {};
 

@@ -110,7 +110,7 @@
 //   -ENOTCONN, and every later command fails with -ENOTCONN. 7.45 only:
 //   -ECONNABORTED when abort_error (FUSE_ABORT_ERROR was negotiated; from
 //   the 6.18 source); 7.3 answers ENOTCONN either way (measured).
-// - The mailbox: IORING_OP_READ on an eventfd completes once the fd is
+// - The wake fd: IORING_OP_READ on an eventfd completes once the fd is
 //   readable (polled while SubmitAndWait blocks).
 //
 // What it does NOT model: the /dev/fuse side (INIT, FORGET, INTERRUPT,
