@@ -1,11 +1,11 @@
 // `ring-read`: /dev/fuse read through io_uring READ_MULTISHOT into a provided
-// buffer ring. Per queue: a cloned O_NONBLOCK /dev/fuse fd (multishot read
+// buffer ring. Per worker (one thread): a cloned O_NONBLOCK /dev/fuse fd (multishot read
 // needs a pollable file), a ring, a BufferRing whose slots use the contiguous
 // layout of dev_channel.h (the kernel is given slot + kRequestOffset), and one
 // armed multishot read. Each CQE carries one whole request in buffer `bid`.
 // The reply is written in place and with write(2); the slot is then recycled
 // into the buffer ring. -ENOBUFS (every slot held by pending replies) ends the
-// multishot: the queue re-arms as soon as a slot is back — no request is
+// multishot: the worker re-arms as soon as a slot is back — no request is
 // dropped, the kernel just keeps it queued meanwhile.
 #include <errno.h>
 #include <stdio.h>
@@ -35,11 +35,11 @@ namespace {
 constexpr uint64_t kReadTag = 1ull << 62;
 constexpr uint64_t kWakeTag = 1ull << 61;
 
-class RingReadQueue;
+class Worker;
 
-class BidSink final : public DevSlotSink {
+class Slot final : public DevSlotSink {
  public:
-  BidSink(RingReadQueue* q, uint16_t bid) : queue_(q), bid_(bid) {}
+  Slot(Worker* w, uint16_t bid) : worker_(w), bid_(bid) {}
   // Set while the request in the buffer was admitted by the session's gate.
   void set_admitted(bool a) { admitted_ = a; }
 
@@ -47,18 +47,18 @@ class BidSink final : public DevSlotSink {
   void Released() override;
 
  private:
-  RingReadQueue* queue_;
+  Worker* worker_;
   uint16_t bid_;
   bool admitted_ = false;
 };
 
-class RingReadQueue {
+class Worker {
  public:
-  RingReadQueue(UniqueFd fd, unsigned entries, size_t slot_size, proto::Dispatcher* d,
+  Worker(UniqueFd fd, unsigned entries, size_t slot_size, proto::Dispatcher* d,
                 RequestGate* gate)
       : fd_(std::move(fd)), entries_(entries), slot_size_(slot_size), dispatcher_(d),
         gate_(gate) {}
-  ~RingReadQueue() {
+  ~Worker() {
     // The ring and its buffers go before the fds they read (the members
     // close wake_fd_, then fd_).
     buffers_.reset();
@@ -83,7 +83,7 @@ class RingReadQueue {
     if (!br.ok()) return br.status();
     buffers_ = std::move(*br);
     for (unsigned i = 0; i < entries_; i++) {
-      sinks_.push_back(std::make_unique<BidSink>(this, static_cast<uint16_t>(i)));
+      slots_.push_back(std::make_unique<Slot>(this, static_cast<uint16_t>(i)));
     }
     absl::StatusOr<UniqueFd> wake = UniqueFd::FromSyscall(eventfd(0, EFD_CLOEXEC), "eventfd");
     if (!wake.ok()) return wake.status();
@@ -136,7 +136,7 @@ class RingReadQueue {
     }
     in_use_.fetch_sub(1);
     if (std::this_thread::get_id() != thread_id_) {
-      // The queue thread may be waiting for a slot (or for the last reply).
+      // The worker thread may be waiting for a slot (or for the last reply).
       uint64_t one = 1;
       ssize_t n = write(wake_fd_.get(), &one, sizeof(one));
       (void)n;
@@ -147,7 +147,7 @@ class RingReadQueue {
   void Deliver(uint16_t bid, size_t len) {
     in_use_.fetch_add(1);
     char* slot = buffers_->Slot(bid);
-    BidSink* sink = sinks_[bid].get();
+    Slot* sink = slots_[bid].get();
     sink->Arm(fd_.get(), slot, slot_size_);
     // A stopping session holds the request undispatched until the abort.
     if (gate_ != nullptr && !gate_->Admit(sink)) return;
@@ -173,7 +173,7 @@ class RingReadQueue {
   RequestGate* gate_;
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> buffers_;
-  std::vector<std::unique_ptr<BidSink>> sinks_;
+  std::vector<std::unique_ptr<Slot>> slots_;
   Mutex recycle_mu_;
   std::atomic<unsigned> in_use_{0};
   UniqueFd wake_fd_;
@@ -183,11 +183,11 @@ class RingReadQueue {
   std::thread::id thread_id_;
 };
 
-void BidSink::Released() {
+void Slot::Released() {
   const bool admitted = admitted_;
   admitted_ = false;
-  queue_->Recycle(bid_);
-  if (admitted) queue_->gate()->Done();
+  worker_->Recycle(bid_);
+  if (admitted) worker_->gate()->Done();
 }
 
 unsigned RoundUpPow2(unsigned n) {
@@ -201,7 +201,7 @@ class RingReadTransport final : public Transport {
   explicit RingReadTransport(const TransportEnv& env) : env_(env) {}
   ~RingReadTransport() override { Join(); }
   std::string Describe() const override {
-    return absl::StrCat(queues_.size(), " queue(s) x ", entries_, " provided buffers of ",
+    return absl::StrCat(workers_.size(), " queue(s) x ", entries_, " provided buffers of ",
                         slot_size_ >> 10, " KiB, READ_MULTISHOT");
   }
 
@@ -214,26 +214,26 @@ class RingReadTransport final : public Transport {
       if (fd < 0) {
         return absl::InternalError(absl::StrCat("FUSE_DEV_IOC_CLONE failed: ", strerror(-fd)));
       }
-      auto q = std::make_unique<RingReadQueue>(UniqueFd(fd), entries_, slot_size_,
+      auto q = std::make_unique<Worker>(UniqueFd(fd), entries_, slot_size_,
                                                env_.dispatcher, env_.gate);
-      queues_.push_back(std::move(q));
+      workers_.push_back(std::move(q));
     }
-    // Start waits until every queue has set up (or failed); the threads
+    // Start waits until every worker has set up (or failed); the threads
     // touch these locals only before they count themselves in.
     Mutex setup_mu;
     unsigned ready = 0;
     absl::Status setup_status;
-    for (auto& q : queues_) {
-      RingReadQueue* queue = q.get();
-      threads_.Spawn([queue, &ready, &setup_mu, &setup_status] {
+    for (auto& q : workers_) {
+      Worker* worker = q.get();
+      threads_.Spawn([worker, &ready, &setup_mu, &setup_status] {
         // The ring is created on its own thread (single issuer).
-        absl::Status s = queue->Setup();
+        absl::Status s = worker->Setup();
         {
           MutexLock l(&setup_mu);
           if (!s.ok() && setup_status.ok()) setup_status = s;
           ready++;
         }
-        return s.ok() ? queue->Run() : s;
+        return s.ok() ? worker->Run() : s;
       });
     }
     MutexLock l(&setup_mu);
@@ -250,7 +250,7 @@ class RingReadTransport final : public Transport {
   TransportEnv env_;
   unsigned entries_ = 0;
   size_t slot_size_ = 0;
-  std::vector<std::unique_ptr<RingReadQueue>> queues_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   QueueThreads threads_;
 };
 
