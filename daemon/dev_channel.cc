@@ -57,7 +57,7 @@ void DevSlotSink::Commit(Answer answer) {
     fprintf(stderr, "kmfused: reply to request %llu rejected by the kernel: %s\n",
             static_cast<unsigned long long>(unique_), strerror(-rc));
   }
-  Released();
+  Recycle();
 }
 
 }  // namespace kmfuse

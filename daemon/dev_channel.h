@@ -50,9 +50,9 @@ int WritevToDev(int fd, const struct iovec* iov, int cnt);
 int CloneDevFd(int master_fd, bool nonblocking);
 
 // A ReplySink over one slot. Arm() before Deliver (which tells the sink the
-// request's unique through Begin); after Commit()/Drop() the slot is handed
-// back through Released() (the subclass decides how: back to a worker's pool,
-// or recycled into a buffer ring). A READ plan is executed by Commit() on
+// request's unique through Begin); after Commit()/Drop() the slot is
+// recycled through Recycle() (the subclass decides how: onto a worker's free
+// list, or its buffer id into a buffer ring). A READ plan is executed by Commit() on
 // the committing thread: pread straight into the slot's argument area
 // (page aligned, so an aligned O_DIRECT read needs no bounce;
 // AnswerInMemory, fs/plan_executor.h).
@@ -73,10 +73,10 @@ class DevSlotSink : public ReplySink {
     return absl::Span<char>(slot_ + kArgOffset, slot_size_ - kArgOffset);
   }
   void Commit(Answer answer) override;
-  void Drop() override { Released(); }
+  void Drop() override { Recycle(); }
 
  protected:
-  virtual void Released() = 0;
+  virtual void Recycle() = 0;
 
  private:
   int fd_ = -1;

@@ -1,11 +1,12 @@
 // The classic transport: worker threads reading /dev/fuse.
 //
-// Each worker owns a small pool of slots. A request is read into a free slot,
-// dispatched, and the slot returns to the pool when the reply is written —
+// Each worker owns a few slots. A request is read into a free slot,
+// dispatched, and the slot is recycled onto the worker's free list when the
+// reply is written (or the request dropped) —
 // usually before Dispatch returns, so the same cache-hot slot is reused. A
 // filesystem that answers later (from another thread) keeps its slot busy and
-// the worker reads the next request into another one; the pool grows up to
-// kMaxSlots per worker and then the worker waits for a reply.
+// the worker reads the next request into another one; a worker has up to
+// kMaxSlots slots and then the worker waits for a reply.
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,7 +42,7 @@ class Slot final : public DevSlotSink {
   void set_admitted(bool a) { admitted_ = a; }
 
  protected:
-  void Released() override;
+  void Recycle() override;
 
  private:
   Worker* worker_;
@@ -66,7 +67,7 @@ class Worker {
       ssize_t n = read(fd_, req, slot->size() - kRequestOffset);
       if (n < 0) {
         int err = errno;
-        Return(slot);
+        Recycle(slot);
         // ENOENT: the request was interrupted before we read it.
         if (err == EINTR || err == EAGAIN || err == ENOENT) continue;
         // The end of the connection: ENODEV after an unmount or abort,
@@ -82,7 +83,7 @@ class Worker {
     }
   }
 
-  void Return(Slot* s) {
+  void Recycle(Slot* s) {
     MutexLock l(&mu_);
     free_.push_back(s);
   }
@@ -114,10 +115,10 @@ class Worker {
   std::vector<std::unique_ptr<Slot>> all_ ABSL_GUARDED_BY(mu_);
 };
 
-void Slot::Released() {
+void Slot::Recycle() {
   const bool admitted = admitted_;
   admitted_ = false;
-  worker_->Return(this);
+  worker_->Recycle(this);
   if (admitted) worker_->gate()->Done();
 }
 

@@ -44,7 +44,7 @@ class Slot final : public DevSlotSink {
   void set_admitted(bool a) { admitted_ = a; }
 
  protected:
-  void Released() override;
+  void Recycle() override;
 
  private:
   Worker* worker_;
@@ -183,7 +183,7 @@ class Worker {
   std::thread::id thread_id_;
 };
 
-void Slot::Released() {
+void Slot::Recycle() {
   const bool admitted = admitted_;
   admitted_ = false;
   worker_->Recycle(bid_);

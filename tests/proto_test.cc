@@ -467,7 +467,7 @@ TEST_F(ProtoTest, MalformedSplitRequestsAreCountedAndHonourNoReply) {
   char payload[64] = {};
   struct Case {
     uint32_t opcode;
-    bool no_reply;
+    bool dropped;
   };
   uint64_t malformed = 0;
   for (Case c : {Case{FUSE_GETATTR, false}, Case{FUSE_LOOKUP, false}, Case{FUSE_FORGET, true},
@@ -485,8 +485,8 @@ TEST_F(ProtoTest, MalformedSplitRequestsAreCountedAndHonourNoReply) {
                     RequestBytes::Split(in_out, op_in, payload, payload_sz, sizeof(payload)), &sink_),
                 -EINVAL);
       EXPECT_EQ(sink_.answers(), 1);
-      EXPECT_EQ(sink_.dropped(), c.no_reply);
-      if (!c.no_reply) { EXPECT_EQ(sink_.error(), EINVAL); }
+      EXPECT_EQ(sink_.dropped(), c.dropped);
+      if (!c.dropped) { EXPECT_EQ(sink_.error(), EINVAL); }
       EXPECT_EQ(dispatcher_.stats().malformed.load(), ++malformed);
     }
   }
@@ -502,7 +502,7 @@ TEST_F(ProtoTest, MalformedContiguousRequestsAreCountedAndHonourNoReply) {
   std::string getattr = Contiguous(FUSE_GETATTR, 1, Bytes(fuse_getattr_in{}));
   EXPECT_EQ(DispatchContiguous(getattr.substr(0, getattr.size() - 1)), -EINVAL);
   EXPECT_EQ(AnswerError(), EINVAL);
-  // Fewer bytes than a header: nothing to answer, the buffer is released.
+  // Fewer bytes than a header: nothing to answer, the request is dropped.
   EXPECT_EQ(DispatchContiguous(getattr.substr(0, 39)), -EINVAL);
   EXPECT_TRUE(sink_.dropped());
   EXPECT_EQ(sink_.answers(), 1);
@@ -637,16 +637,16 @@ TEST_F(ProtoTest, RandomRequestsAreAnsweredExactlyOnce) {
       c = r == 0 ? '\0' : r == 1 ? '/' : r == 2 ? '.' : static_cast<char>(next());
     }
     fuse_in_header h = Header(opcode, next() % 4, args.size(), static_cast<uint64_t>(i));
-    bool no_reply = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
+    bool dropped = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
                     opcode == FUSE_NOTIFY_REPLY;
     SCOPED_TRACE(absl::StrCat("request ", i, " ", OpcodeName(opcode), " with ", len, " argument bytes"));
     DispatchContiguous(Bytes(h) + args);
     ASSERT_EQ(sink_.answers(), 1);
-    if (!no_reply) { ASSERT_FALSE(sink_.dropped()); }
+    if (!dropped) { ASSERT_FALSE(sink_.dropped()); }
     size_t cut = len == 0 ? 0 : next() % (len + 1);
     DispatchSplit(h, args.substr(0, std::min<size_t>(cut, FUSE_URING_OP_IN_OUT_SZ)), args.substr(cut));
     ASSERT_EQ(sink_.answers(), 1);
-    if (!no_reply) { ASSERT_FALSE(sink_.dropped()); }
+    if (!dropped) { ASSERT_FALSE(sink_.dropped()); }
   }
 }
 
@@ -655,10 +655,10 @@ TEST_F(ProtoTest, RandomRequestsAreAnsweredExactlyOnce) {
 // DevSlotSink writing to a pipe instead of /dev/fuse.
 class PipeSlotSink : public DevSlotSink {
  public:
-  int released = 0;
+  int recycled = 0;
 
  protected:
-  void Released() override { released++; }
+  void Recycle() override { recycled++; }
 };
 
 class ReplyEncodingTest : public ::testing::Test {
@@ -709,7 +709,7 @@ TEST_F(ReplyEncodingTest, DataReplyHeaderAndArguments) {
   EXPECT_EQ(out.error, 0);
   EXPECT_EQ(out.unique, 0x1122334455667788ull);
   EXPECT_EQ(args, "target");
-  EXPECT_EQ(sink_.released, 1);
+  EXPECT_EQ(sink_.recycled, 1);
 }
 
 TEST_F(ReplyEncodingTest, ErrorMapping) {
@@ -751,7 +751,7 @@ TEST_F(ReplyEncodingTest, MissingReplyIsEioAndCounted) {
   EXPECT_EQ(out.error, -EIO);
   EXPECT_EQ(out.unique, 31u);
   EXPECT_EQ(Reply::MissingReplies(), before + 1);
-  EXPECT_EQ(sink_.released, 1);
+  EXPECT_EQ(sink_.recycled, 1);
 }
 
 TEST_F(ReplyEncodingTest, DropWritesNothing) {
@@ -761,7 +761,7 @@ TEST_F(ReplyEncodingTest, DropWritesNothing) {
   char c;
   EXPECT_EQ(read(fds_[0], &c, 1), -1);
   EXPECT_EQ(errno, EAGAIN);
-  EXPECT_EQ(sink_.released, 1);
+  EXPECT_EQ(sink_.recycled, 1);
 }
 
 // A malformed request read into a slot is answered EINVAL on the wire with
@@ -777,7 +777,7 @@ TEST_F(ReplyEncodingTest, MalformedRequestAnsweredWithItsUnique) {
   EXPECT_EQ(ReadMessage(&out), "");
   EXPECT_EQ(out.unique, 4321u);
   EXPECT_EQ(out.error, -EINVAL);
-  EXPECT_EQ(sink_.released, 1);
+  EXPECT_EQ(sink_.recycled, 1);
   EXPECT_THAT(fs.calls(), IsEmpty());
 }
 

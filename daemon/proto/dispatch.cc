@@ -278,7 +278,7 @@ struct OpRow {
   Handler handler = nullptr;
   // Bytes of the op's fixed struct that must be present (OpInfo::arg_size).
   uint32_t arg_size = 0;
-  bool no_reply = false;
+  bool dropped = false;  // OpInfo::dropped
 };
 
 constexpr std::array<OpRow, FUSE_OPCODE_LIMIT> BuildTable() {
@@ -343,7 +343,7 @@ constexpr std::array<OpRow, FUSE_OPCODE_LIMIT> kOps = BuildTable();
 constexpr std::array<OpInfo, FUSE_OPCODE_LIMIT> BuildInfo() {
   std::array<OpInfo, FUSE_OPCODE_LIMIT> t{};
   for (size_t i = 0; i < kOps.size(); i++) {
-    t[i] = {kOps[i].name, kOps[i].arg_size, kOps[i].no_reply};
+    t[i] = {kOps[i].name, kOps[i].arg_size, kOps[i].dropped};
   }
   return t;
 }
@@ -394,7 +394,7 @@ int Dispatcher::Deliver(const RequestBytes& bytes, ReplySink* sink) {
   sink->Begin(view.in);
   Reply reply(sink, view.in.unique, view.in.opcode);
   const OpInfo* op = FindOp(view.in.opcode);
-  if (op != nullptr && op->no_reply) {
+  if (op != nullptr && op->dropped) {
     reply.None();
   } else {
     reply.Error(-rc);

@@ -30,9 +30,9 @@ struct OpInfo {
   const char* name = nullptr;
   // Bytes of the op's fixed struct: exactly what RequestView::op holds.
   uint32_t arg_size = 0;
-  // FORGET, BATCH_FORGET, INTERRUPT, NOTIFY_REPLY: never answered, not even
-  // when malformed.
-  bool no_reply = false;
+  // FORGET, BATCH_FORGET, INTERRUPT, NOTIFY_REPLY: always dropped (never
+  // answered), even when malformed.
+  bool dropped = false;
 };
 
 // The opcode table's row, or nullptr for an opcode we do not know.
