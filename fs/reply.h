@@ -8,8 +8,9 @@
 // - A Reply destroyed while still pending is a filesystem bug: it is reported
 //   on stderr (request unique and opcode), counted (MissingReplies()), and the
 //   request is answered EIO so the caller never hangs.
-// - Buffer() is the reply-argument area of the kernel-selected buffer the
-//   request arrived in (or the entry's payload area on io_uring transports).
+// - Buffer() is the argument area (the sink's ArgArea()) of the
+//   kernel-selected buffer the request arrived in (or the entry's payload
+//   buffer on io_uring transports).
 //   Writing there and calling Ok(n) is the zero-copy path. The bytes of the
 //   request (names, write payload) may share that memory: read what you need
 //   from the request before writing the reply. After the answer, neither the
@@ -146,7 +147,8 @@ class Reply {
   uint64_t unique() const { return unique_; }
   uint32_t opcode() const { return opcode_; }
 
-  // The in-place reply area (empty once answered).
+  // The argument area, in place (ReplySink::ArgArea(); empty once
+  // answered). The public API's name for it: embedders call it.
   absl::Span<char> Buffer() const;
 
   // Answers with args_len bytes already written at Buffer().data().
