@@ -36,7 +36,8 @@ using passthrough_internal::ValidName;
 
 namespace {
 
-// Abseil here is built with its own string_view type.
+// Abseil here is built with its own string_view type
+// (ABSL_OPTION_USE_STD_STRING_VIEW 0): std::string_view does not convert.
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 absl::Status ParseBool(std::string_view key, std::string_view value, bool* out) {

@@ -23,6 +23,8 @@ namespace {
 
 constexpr char kErrnoPayload[] = "kmfuse/errno";
 
+// Abseil here is built with its own string_view type
+// (ABSL_OPTION_USE_STD_STRING_VIEW 0): std::string_view does not convert.
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 template <typename T>

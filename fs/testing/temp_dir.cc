@@ -30,6 +30,8 @@ int RemoveOne(const char* path, const struct stat* /*st*/, int flag, struct FTW*
   return 0;
 }
 
+// Abseil here is built with its own string_view type
+// (ABSL_OPTION_USE_STD_STRING_VIEW 0): std::string_view does not convert.
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 }  // namespace
