@@ -66,6 +66,9 @@ constexpr OptionDoc kMountOptions[] = {
                             "(default 32M; at least 8K per possible CPU); a default max_write "
                             "shrinks to fit 2 entries per queue"},
     {"max_write=BYTES", "largest write request, 4K..1M (default 1M)"},
+    {"queue_sched=idle|normal", "io_uring transports: queue threads in the idle scheduling "
+                                "class while CPUs are spare, so an answered caller stays on "
+                                "its CPU (default idle; see docs/performance.md)"},
     {"max_background=N", "kernel background request limit, 1..65535 (default 64)"},
     {"cache=none|auto|always", "kernel page cache use (default auto)"},
     {"writeback_cache[=BOOL]", "let the kernel cache writes (default off)"},
@@ -157,6 +160,14 @@ absl::Status ApplyOption(absl::string_view opt, CommandLine* o) {
           absl::StrCat("option zero_copy=", value, ": expected on or off"));
     }
     o->server.zero_copy = value == "on" ? 1 : 0;
+    return absl::OkStatus();
+  }
+  if (key == "queue_sched") {
+    if (value != "idle" && value != "normal") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("option queue_sched=", value, ": expected idle or normal"));
+    }
+    o->server.queue_sched = value == "idle" ? QueueSched::kIdle : QueueSched::kNormal;
     return absl::OkStatus();
   }
   if (key == "threads") {

@@ -70,6 +70,7 @@ TEST(OptionsTest, SourceAndMountpointWithDefaults) {
   EXPECT_EQ(o->server.max_write, 0u);  // kDefaultMaxWrite, shrinkable (select.h)
   EXPECT_EQ(o->server.max_background, 64u);
   EXPECT_EQ(o->server.zero_copy, -1);
+  EXPECT_EQ(o->server.queue_sched, QueueSched::kIdle);
   EXPECT_FALSE(o->server.debug);
   EXPECT_FALSE(o->foreground);
   EXPECT_EQ(o->fs.cache, CacheMode::kAuto);
@@ -279,6 +280,9 @@ TEST(OptionsTest, ZeroCopyOnOrOff) {
   EXPECT_EQ(ParseOk("zero_copy=off").server.zero_copy, 0);
   EXPECT_EQ(ParseError("zero_copy=yes"), "option zero_copy=yes: expected on or off");
   EXPECT_EQ(ParseError("zero_copy"), "option zero_copy=: expected on or off");
+  EXPECT_EQ(ParseOk("queue_sched=normal").server.queue_sched, QueueSched::kNormal);
+  EXPECT_EQ(ParseOk("queue_sched=idle").server.queue_sched, QueueSched::kIdle);
+  EXPECT_EQ(ParseError("queue_sched=fifo"), "option queue_sched=fifo: expected idle or normal");
 }
 
 TEST(OptionsTest, DebugOption) {

@@ -30,6 +30,7 @@ constexpr KeptCap kKeptCapabilities[] = {
     {CAP_SETUID, "setuid"},                   // run_as_caller: fsuid
     {CAP_IPC_LOCK, "ipc_lock"},               // io_uring rings/buffers unaccounted
     {CAP_SYS_ADMIN, "sys_admin"},             // umount, FUSE passthrough backing ids
+    {CAP_SYS_NICE, "sys_nice"},               // queue_sched=idle: threads back from SCHED_IDLE
     {CAP_SYS_RESOURCE, "sys_resource"},       // reserved blocks, fd limit
     {CAP_MKNOD, "mknod"},                     // MKNOD of device nodes
     {CAP_SETFCAP, "setfcap"},                 // security.capability xattrs

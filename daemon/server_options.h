@@ -48,6 +48,15 @@ inline constexpr unsigned kDefaultUringThreads = 4;
 // max_write when ServerOptions::max_write is 0.
 inline constexpr uint32_t kDefaultMaxWrite = 1u << 20;
 
+// How the io_uring transports' queue threads are scheduled
+// (daemon/queue_sched.h, docs/performance.md "Wake-up placement").
+enum class QueueSched {
+  kIdle,    // SCHED_IDLE while the machine has CPUs to spare, so the caller a
+            // thread answers is woken on its own CPU; SCHED_OTHER under
+            // contention and at rest (a guard thread decides)
+  kNormal,  // always SCHED_OTHER
+};
+
 struct ServerOptions {
   // Where to mount: an existing, empty directory (see nonempty). Required,
   // also with dev_fd (Stop unmounts it).
@@ -75,6 +84,8 @@ struct ServerOptions {
   uint32_t max_write = 0;
   // The kernel's background request limit: 1 .. 65535.
   uint16_t max_background = 64;
+  // io_uring transports only (kmbuf, bufpool, uring).
+  QueueSched queue_sched = QueueSched::kIdle;
   // kBufpool: READ/WRITE data through the caller's pages. -1: on when the
   // process runs as root; 0 off; 1 on.
   int zero_copy = -1;

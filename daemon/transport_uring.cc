@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "daemon/queue_sched.h"
 #include "daemon/select.h"
 #include "kmfuse/sync.h"
 #include "uring/ring.h"
@@ -87,7 +88,8 @@ class UringTransport final : public Transport {
                         sum.zero_copy_requests, " zero-copy (", sum.zero_copy_bytes,
                         " bytes by fixed-buffer I/O, ", sum.zero_copy_staged,
                         " staged through daemon memory), ", sum.copied_bytes,
-                        " READ/WRITE bytes through payload buffers");
+                        " READ/WRITE bytes through payload buffers",
+                        sched_ ? absl::StrCat("; ", sched_->Stats()) : "");
   }
 
   bool UringOff() const {
@@ -143,9 +145,19 @@ class UringTransport final : public Transport {
       }
       workers_.push_back(std::make_unique<UringWorker>(std::move(served), std::move(pin)));
     }
+    if (env_.opts->queue_sched == QueueSched::kIdle) {
+      sched_ = std::make_unique<QueueScheduler>();
+      if (absl::Status s = sched_->Start(); !s.ok()) {
+        fprintf(stderr, "kmfused: %s\n", s.ToString().c_str());
+        sched_.reset();
+      }
+    }
     for (auto& w : workers_) {
       UringWorker* worker = w.get();
-      threads_.Spawn([this, worker] { return worker->Run(rings_, &registered_); });
+      threads_.Spawn([this, worker] {
+        if (sched_) sched_->Enroll();
+        return worker->Run(rings_, &registered_);
+      });
     }
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.
@@ -170,6 +182,7 @@ class UringTransport final : public Transport {
   void Join() override {
     threads_.Join();
     side_->Join();
+    if (sched_) sched_->Stop();
   }
   absl::Status status() const override {
     absl::Status s = threads_.status();
@@ -190,6 +203,8 @@ class UringTransport final : public Transport {
   uint64_t budget_ = 0;
   QueueCounter registered_;
   std::atomic<bool> zero_copy_ready_{false};
+  // The guard of -o queue_sched=idle; stopped after the threads it moves.
+  std::unique_ptr<QueueScheduler> sched_;
   QueueThreads threads_;
 };
 
