@@ -30,7 +30,10 @@ constexpr uint64_t kDefaultWant =
     FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
     FUSE_FLOCK_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
     FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_MAX_PAGES |
-    FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT | FUSE_EXPORT_SUPPORT;
+    FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT | FUSE_EXPORT_SUPPORT |
+    // Shared mmap of a file opened with FOPEN_DIRECT_IO (cache=none, and any
+    // O_DIRECT open) instead of ENODEV.
+    FUSE_DIRECT_IO_ALLOW_MMAP;
 // The kernel's max_pages when the INIT reply does not carry FUSE_MAX_PAGES
 // (FUSE_DEFAULT_MAX_PAGES_PER_REQ), and its fs.fuse.max_pages_limit where
 // that sysctl is absent (FUSE_MAX_MAX_PAGES).

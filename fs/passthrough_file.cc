@@ -141,7 +141,12 @@ int PassthroughFs::MakeFileHandle(int fd, InodeRef inode, int flags, abi::fuse_o
     }
   }
   // The kernel refuses FOPEN_KEEP_CACHE together with FOPEN_PASSTHROUGH.
-  if (!pt && opts_.cache == CacheMode::kNone) {
+  // An O_DIRECT open bypasses the page cache whatever the mode; answering
+  // FOPEN_DIRECT_IO sends its reads and writes as plain synchronous
+  // requests instead of through the kernel's async-DIO path (a background
+  // request and a completion per call), and lets direct writes run in
+  // parallel.
+  if (!pt && (opts_.cache == CacheMode::kNone || (flags & O_DIRECT) != 0)) {
     out->open_flags |= abi::FOPEN_DIRECT_IO | abi::FOPEN_PARALLEL_DIRECT_WRITES;
   }
   if (!pt && opts_.cache == CacheMode::kAlways) out->open_flags |= abi::FOPEN_KEEP_CACHE;

@@ -231,6 +231,35 @@ TEST_F(PassthroughTest, CacheModesSetTimeoutsAndOpenFlags) {
   }
 }
 
+// An O_DIRECT open is answered FOPEN_DIRECT_IO in every cache mode: the
+// kernel then sends its reads as plain synchronous requests, not through its
+// async-DIO path (a background request and a completion per read).
+TEST_F(PassthroughTest, ODirectOpensAreDirectIoInEveryCacheMode) {
+  WriteHostFile(Src("f"), "abc");
+  int probe = open(Src("f").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (probe < 0) GTEST_SKIP() << "the test's source filesystem refuses O_DIRECT: " << strerror(errno);
+  close(probe);
+  for (CacheMode mode : {CacheMode::kNone, CacheMode::kAuto, CacheMode::kAlways}) {
+    PassthroughOptions o;
+    o.cache = mode;
+    Make(o);
+    ASSERT_OK_AND_ASSIGN(auto e, d().Lookup(kRoot, "f"));
+    ASSERT_OK_AND_ASSIGN(auto op, d().Open(e.nodeid, O_RDONLY | O_DIRECT));
+    EXPECT_NE(op.open_flags & abi::FOPEN_DIRECT_IO, 0u);
+    EXPECT_NE(op.open_flags & abi::FOPEN_PARALLEL_DIRECT_WRITES, 0u);
+    EXPECT_EQ(d().Release(e.nodeid, op.fh), 0);
+    ASSERT_OK_AND_ASSIGN(Created cr, d().Create(kRoot, "g", O_RDWR | O_CREAT | O_DIRECT, 0644));
+    EXPECT_NE(cr.open.open_flags & abi::FOPEN_DIRECT_IO, 0u);
+    EXPECT_EQ(d().Release(cr.entry.nodeid, cr.open.fh), 0);
+    ASSERT_EQ(unlink(Src("g").c_str()), 0);
+    if (mode != CacheMode::kNone) {
+      ASSERT_OK_AND_ASSIGN(auto plain, d().Open(e.nodeid, O_RDONLY));
+      EXPECT_EQ(plain.open_flags & abi::FOPEN_DIRECT_IO, 0u);
+      EXPECT_EQ(d().Release(e.nodeid, plain.fh), 0);
+    }
+  }
+}
+
 // ---- attributes ----
 
 TEST_F(PassthroughTest, GetattrMatchesHost) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -719,6 +720,43 @@ INSTANTIATE_TEST_SUITE_P(Transports, ShutdownTest, ::testing::ValuesIn(RealTrans
                            }
                            return n;
                          });
+
+// Files the kernel serves with FOPEN_DIRECT_IO (every file under cache=none,
+// an O_DIRECT open under the other modes) still take a shared mmap: kmfused
+// asks for FUSE_DIRECT_IO_ALLOW_MMAP (without it the mmap fails ENODEV).
+TEST(DirectIoTest, SharedMmapOfADirectIoFileWorks) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount";
+  for (const char* cache : {"none", "auto"}) {
+    SCOPED_TRACE(cache);
+    TempDir dir("dio-mmap");
+    DaemonProcess::Config c;
+    c.source = dir.Mkdir("src");
+    c.mountpoint = dir.Mkdir("mnt");
+    c.args = {"-o", absl::StrCat("cache=", cache)};
+    c.watchdog = absl::Seconds(40);
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(c);
+    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_TRUE(PutFile(c.source + "/f", std::string(4096, 'a')));
+    const int flags = O_RDWR | O_CLOEXEC | (std::string(cache) == "auto" ? O_DIRECT : 0);
+    int fd = open((c.mountpoint + "/f").c_str(), flags);
+    if (fd < 0 && errno == EINVAL) {
+      GTEST_SKIP() << "the source filesystem refuses O_DIRECT";
+    }
+    ASSERT_GE(fd, 0) << strerror(errno);
+    void* m = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(m, MAP_FAILED) << "shared mmap: " << strerror(errno);
+    char* p = static_cast<char*>(m);
+    EXPECT_EQ(p[0], 'a');
+    p[1] = 'M';
+    EXPECT_EQ(msync(m, 4096, MS_SYNC), 0) << strerror(errno);
+    munmap(m, 4096);
+    close(fd);
+    EXPECT_EQ(ReadThrough(c.source + "/f").substr(0, 3), "aMa");
+    absl::StatusOr<int> rc = (*d)->Stop(SIGTERM);
+    ASSERT_TRUE(rc.ok()) << rc.status();
+    EXPECT_EQ(*rc, 0) << (*d)->Stderr();
+  }
+}
 
 // -o queue_sched (daemon/queue_sched.h): under a QD1 load the io_uring
 // transports' queue threads go to the idle scheduling class; at rest, with
