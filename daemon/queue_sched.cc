@@ -199,16 +199,35 @@ void QueueScheduler::Apply(IdleClassPolicy::Class c) {
   }
 }
 
+void QueueScheduler::Unpark() {
+  MutexLock l(&mu_);
+  parked_.store(false, std::memory_order_relaxed);
+  unparked_ = true;  // the unlock wakes the guard's Await
+}
+
 void QueueScheduler::Run() {
   MutexLock l(&mu_);
   absl::Time now = absl::Now();
-  while (!mu_.AwaitWithTimeout([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; },
-                               policy_.Interval(now))) {
+  for (;;) {
+    absl::Duration interval = policy_.Interval(now);
+    const bool park = interval > absl::Milliseconds(10);
+    parked_.store(park, std::memory_order_relaxed);
+    mu_.AwaitWithTimeout([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || unparked_; },
+                         interval);
+    if (stop_) break;
+    if (unparked_) {
+      // Requests after rest: sample again shortly, over a short window.
+      unparked_ = false;
+      mu_.AwaitWithTimeout([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; },
+                           kUnparkSample);
+      if (stop_) break;
+    }
     now = absl::Now();
     auto [contended, busy] = Sample();
     const IdleClassPolicy::Class before = policy_.current();
     if (policy_.Next(now, contended, busy) != before) Apply(policy_.current());
   }
+  parked_.store(false, std::memory_order_relaxed);
   // The threads may outlive the guard briefly (Join follows): leave them
   // where the kernel treats them like any other.
   Apply(IdleClassPolicy::Class::kNormal);

@@ -131,7 +131,8 @@ TEST(QueueSchedulerTest, IdleWhileAloneNormalUnderContentionAndAtRest) {
   QueueScheduler sched;
   ASSERT_TRUE(sched.Start().ok());
   std::atomic<pid_t> tid{0};
-  std::atomic<int> phase{0};  // 0 work, 1 rest, 2 end
+  std::atomic<int> phase{0};  // 0 work, 1 rest, 2 end, 3 work telling the guard
+  std::atomic<int64_t> first_request{0};
   std::thread worker([&] {
     PinTo(0);
     sched.Enroll();
@@ -141,6 +142,10 @@ TEST(QueueSchedulerTest, IdleWhileAloneNormalUnderContentionAndAtRest) {
         absl::SleepFor(absl::Seconds(2));  // at rest: no run at all for a while
       } else {
         // Work in short bursts like a queue thread: run, then block a little.
+        if (phase.load() == 3) {
+          if (first_request.load() == 0) first_request = absl::ToUnixNanos(absl::Now());
+          sched.OnRequests();
+        }
         absl::Time until = absl::Now() + absl::Microseconds(200);
         while (absl::Now() < until) {
         }
@@ -174,6 +179,11 @@ TEST(QueueSchedulerTest, IdleWhileAloneNormalUnderContentionAndAtRest) {
   // At rest: normal within a second or so.
   phase = 1;
   EXPECT_TRUE(WaitForPolicy(tid, SCHED_OTHER, absl::Milliseconds(1900))) << sched.Stats();
+  // Requests after rest wake the parked guard: idle class again at once,
+  // not at its next half-second sample. (The worker ends its 2 s rest first.)
+  phase = 3;
+  EXPECT_TRUE(WaitForPolicy(tid, SCHED_IDLE, absl::Seconds(3))) << sched.Stats();
+  EXPECT_LT(absl::Now() - absl::FromUnixNanos(first_request.load()), absl::Milliseconds(200));
   phase = 2;
   worker.join();
   sched.Stop();

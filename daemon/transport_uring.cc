@@ -135,6 +135,13 @@ class UringTransport final : public Transport {
     }
     // Thread t serves queues [t*nq/T, (t+1)*nq/T): neighbouring CPUs (one
     // cache or NUMA node, usually) share a thread, which runs on them.
+    if (env_.opts->queue_sched == QueueSched::kIdle) {
+      sched_ = std::make_unique<QueueScheduler>();
+      if (absl::Status s = sched_->Start(); !s.ok()) {
+        fprintf(stderr, "kmfused: %s\n", s.ToString().c_str());
+        sched_.reset();
+      }
+    }
     const unsigned nt = queues_[0]->policy().shares_ring() ? plan->threads : nq;
     for (unsigned t = 0; t < nt; t++) {
       std::vector<UringQueue*> served;
@@ -143,21 +150,12 @@ class UringTransport final : public Transport {
         served.push_back(queues_[q].get());
         pin.push_back(cpus[q]);
       }
-      workers_.push_back(std::make_unique<UringWorker>(std::move(served), std::move(pin)));
-    }
-    if (env_.opts->queue_sched == QueueSched::kIdle) {
-      sched_ = std::make_unique<QueueScheduler>();
-      if (absl::Status s = sched_->Start(); !s.ok()) {
-        fprintf(stderr, "kmfused: %s\n", s.ToString().c_str());
-        sched_.reset();
-      }
+      workers_.push_back(
+          std::make_unique<UringWorker>(std::move(served), std::move(pin), sched_.get()));
     }
     for (auto& w : workers_) {
       UringWorker* worker = w.get();
-      threads_.Spawn([this, worker] {
-        if (sched_) sched_->Enroll();
-        return worker->Run(rings_, &registered_);
-      });
+      threads_.Spawn([this, worker] { return worker->Run(rings_, &registered_); });
     }
     // Wait until every queue has submitted its REGISTERs (or failed) so a
     // setup error is reported by Start, not discovered later.

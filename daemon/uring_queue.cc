@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/proto/reply_header.h"
 #include "daemon/proto/request.h"
+#include "daemon/queue_sched.h"
 #include "fs/plan_executor.h"
 #include "uring/base/mapping.h"
 #include "uring/fixed_buffers.h"
@@ -817,8 +818,9 @@ absl::Status UringQueue::Begin() {
   return absl::OkStatus();
 }
 
-UringWorker::UringWorker(std::vector<UringQueue*> queues, std::vector<int> pin_cpus)
-    : queues_(std::move(queues)), pin_cpus_(std::move(pin_cpus)) {
+UringWorker::UringWorker(std::vector<UringQueue*> queues, std::vector<int> pin_cpus,
+                         QueueScheduler* sched)
+    : queues_(std::move(queues)), pin_cpus_(std::move(pin_cpus)), sched_(sched) {
   for (size_t i = 0; i < queues_.size(); i++) {
     queues_[i]->ud_base_ = uint64_t{i} << kQueueShift;
   }
@@ -897,6 +899,7 @@ absl::Status UringWorker::Run(const RingFactory& ring_factory, QueueCounter* reg
     // EINVAL when none of them is online: the thread then runs anywhere.
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
   }
+  if (sched_ != nullptr) sched_->Enroll();
   absl::Status s = SetUp(ring_factory);
   int rc = s.ok() && Live() ? ring_->Submit() : 0;
   if (registered) registered->Add(static_cast<unsigned>(queues_.size()));
@@ -926,6 +929,7 @@ absl::Status UringWorker::Run(const RingFactory& ring_factory, QueueCounter* reg
       }
     }
     rc = ring_->SubmitAndWait(1);
+    if (sched_ != nullptr) sched_->OnRequests();
     if (gate != nullptr) {
       // rc >= 0: every queued SQE was submitted (a COMMIT_AND_FETCH hands its
       // reply to the kernel at submission).

@@ -65,6 +65,8 @@
 
 namespace kmfuse {
 
+class QueueScheduler;  // daemon/queue_sched.h
+
 class UringQueue;
 
 class UringEntry final : public ReplySink {
@@ -477,8 +479,10 @@ class UringQueue {
 // worker's only queue.
 class UringWorker {
  public:
-  // pin_cpus: the thread's CPU set (empty: no pinning).
-  UringWorker(std::vector<UringQueue*> queues, std::vector<int> pin_cpus);
+  // pin_cpus: the thread's CPU set (empty: no pinning). sched (not owned,
+  // may be null): the thread enrolls with it and tells it when requests come.
+  UringWorker(std::vector<UringQueue*> queues, std::vector<int> pin_cpus,
+              QueueScheduler* sched = nullptr);
   ~UringWorker();
   UringWorker(const UringWorker&) = delete;
   UringWorker& operator=(const UringWorker&) = delete;
@@ -494,6 +498,7 @@ class UringWorker {
 
   std::vector<UringQueue*> queues_;
   std::vector<int> pin_cpus_;
+  QueueScheduler* sched_;
   std::unique_ptr<uring::IoRing> ring_;
 };
 
