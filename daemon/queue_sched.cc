@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -206,6 +207,7 @@ void QueueScheduler::Unpark() {
 }
 
 void QueueScheduler::Run() {
+  pthread_setname_np(pthread_self(), "kmfuse-sched");  // for top and ps -L
   MutexLock l(&mu_);
   absl::Time now = absl::Now();
   for (;;) {
