@@ -711,13 +711,7 @@ TEST_P(ShutdownTest, TenMountUnmountCycles) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ShutdownTest, ::testing::ValuesIn(RealTransports()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           for (char& c : n) {
-                             if (c == '-') c = '_';
-                           }
-                           return n;
-                         });
+                         TransportParamName);
 
 // Files the kernel serves with FOPEN_DIRECT_IO (every file under cache=none,
 // an O_DIRECT open under the other modes) still take a shared mmap: kmfused

@@ -444,13 +444,7 @@ TEST_P(MountTest, ConcurrentReadersAndWriters) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, MountTest, ::testing::ValuesIn(RealTransports()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           for (char& c : n) {
-                             if (c == '-') c = '_';
-                           }
-                           return n;
-                         });
+                         TransportParamName);
 
 // auto takes the best transport the probe of this kernel reports (bufpool
 // on 7.3, uring on 6.14+ with enable_uring, ring-read otherwise) and names

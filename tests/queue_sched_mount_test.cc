@@ -162,13 +162,7 @@ TEST_P(QueueSchedTest, BusyLoopOnEveryCpuMovesThemBackToNormal) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, QueueSchedTest, ::testing::ValuesIn(RealTransports()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           for (char& c : n) {
-                             if (c == '-') c = '_';
-                           }
-                           return n;
-                         });
+                         TransportParamName);
 
 }  // namespace
 }  // namespace kmfuse::itest

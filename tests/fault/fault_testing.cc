@@ -25,14 +25,6 @@ const std::vector<std::string>& FaultTransports() {
   return *t;
 }
 
-std::string TransportParamName(const ::testing::TestParamInfo<std::string>& info) {
-  std::string n = info.param;
-  for (char& c : n) {
-    if (c == '-') c = '_';
-  }
-  return n;
-}
-
 void TransportTest::SetUp() {
   if (absl::Status a = TransportAvailable(GetParam()); !a.ok()) GTEST_SKIP() << a.message();
 }

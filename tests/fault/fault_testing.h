@@ -34,8 +34,7 @@ namespace kmfuse::itest {
 
 // The transports every fault test runs over.
 const std::vector<std::string>& FaultTransports();
-// gtest parameter name: "ring-read" -> "ring_read".
-std::string TransportParamName(const ::testing::TestParamInfo<std::string>& info);
+// TransportParamName (tests/testing/daemon_process.h) names their instances.
 
 // Fixture: skips (with the probe's reason) a transport this kernel lacks; owns a
 // TempDir with src/ and mnt/. Start() runs kmfused with

@@ -81,6 +81,14 @@ const ProbeReport& Probe() {
   return *report;
 }
 
+std::string TransportParamName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = info.param;
+  for (char& c : n) {
+    if (c == '-') c = '_';
+  }
+  return n;
+}
+
 absl::Status TransportAvailable(const std::string& name) {
   const ProbeReport& p = Probe();
   if (p.output.empty()) return absl::FailedPreconditionError("kmfused --probe did not run");

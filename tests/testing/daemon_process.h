@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "kmfuse/sync.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "kmfuse/testing/mounts.h"
 #include "kmfuse/testing/temp_dir.h"
 
@@ -77,6 +78,8 @@ inline const std::vector<std::string>& RealTransports() {
   static const std::vector<std::string> kAll = {"bufpool", "uring", "ring-read", "read"};
   return kAll;
 }
+// gtest parameter name for a transport: "ring-read" -> "ring_read".
+std::string TransportParamName(const ::testing::TestParamInfo<std::string>& info);
 
 // Aborts FUSE connection `conn` through fusectl unless destroyed within
 // `deadline`, so every request pending on it fails and the test goes on to
