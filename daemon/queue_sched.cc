@@ -48,17 +48,13 @@ IdleClassPolicy::Class IdleClassPolicy::Next(absl::Time now, bool contended, boo
     class_ = Class::kNormal;
     return class_;
   }
-  if (now - last_busy_ >= kPark) {
+  if (Parked(now)) {
     class_ = Class::kNormal;  // nothing served lately: no idle-class thread waits at rest
   } else if (busy && now >= hold_until_ && class_ == Class::kNormal) {
     class_ = Class::kIdle;
     idle_moves_++;
   }
   return class_;
-}
-
-absl::Duration IdleClassPolicy::Interval(absl::Time now) const {
-  return now - last_busy_ < kPark ? absl::Milliseconds(10) : absl::Milliseconds(500);
 }
 
 namespace {
@@ -211,11 +207,9 @@ void QueueScheduler::Run() {
   MutexLock l(&mu_);
   absl::Time now = absl::Now();
   for (;;) {
-    absl::Duration interval = policy_.Interval(now);
-    const bool park = interval > absl::Milliseconds(10);
-    parked_.store(park, std::memory_order_relaxed);
+    parked_.store(policy_.Parked(now), std::memory_order_relaxed);
     mu_.AwaitWithTimeout([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || unparked_; },
-                         interval);
+                         policy_.Interval(now));
     if (stop_) break;
     if (unparked_) {
       // Requests after rest: sample again shortly, over a short window.

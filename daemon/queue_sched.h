@@ -69,13 +69,19 @@ class IdleClassPolicy {
   static constexpr absl::Duration kFirstHold = absl::Seconds(1);
   static constexpr absl::Duration kMaxHold = absl::Seconds(64);
   static constexpr absl::Duration kPark = absl::Seconds(1);
+  static constexpr absl::Duration kBusySample = absl::Milliseconds(10);
+  static constexpr absl::Duration kParkedSample = absl::Milliseconds(500);
 
   // contended: some task WaitedToRun since the last sample; busy: some task
   // ran since the last sample.
   Class Next(absl::Time now, bool contended, bool busy);
   Class current() const { return class_; }
   // How long until the next sample: short while busy, long when parked.
-  absl::Duration Interval(absl::Time now) const;
+  absl::Duration Interval(absl::Time now) const {
+    return Parked(now) ? kParkedSample : kBusySample;
+  }
+  // Nothing served for kPark: the threads are normal and samples are rare.
+  bool Parked(absl::Time now) const { return now - last_busy_ >= kPark; }
   uint64_t contentions() const { return contentions_; }  // moves to normal on contention
   uint64_t idle_moves() const { return idle_moves_; }     // moves to the idle class
 

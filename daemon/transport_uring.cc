@@ -133,8 +133,6 @@ class UringTransport final : public Transport {
       cfg.gate = env_.gate;
       queues_.push_back(std::make_unique<UringQueue>(cfg, policies_(), env_.dispatcher));
     }
-    // Thread t serves queues [t*nq/T, (t+1)*nq/T): neighbouring CPUs (one
-    // cache or NUMA node, usually) share a thread, which runs on them.
     if (env_.opts->queue_sched == QueueSched::kIdle) {
       sched_ = std::make_unique<QueueScheduler>();
       if (absl::Status s = sched_->Start(); !s.ok()) {
@@ -142,6 +140,8 @@ class UringTransport final : public Transport {
         sched_.reset();
       }
     }
+    // Thread t serves queues [t*nq/T, (t+1)*nq/T): neighbouring CPUs (one
+    // cache or NUMA node, usually) share a thread, which runs on them.
     const unsigned nt = queues_[0]->policy().shares_ring() ? plan->threads : nq;
     for (unsigned t = 0; t < nt; t++) {
       std::vector<UringQueue*> served;
